@@ -1,0 +1,673 @@
+package wsclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEchoTextBinaryAndLarge(t *testing.T) {
+	srv := newTestServer(t, serverConfig{})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	wait := startClient(t, c)
+	rec.next(t, "connect")
+	require.Equal(t, Open, c.State())
+
+	ctx := ctxTimeout(t, 5*time.Second)
+	require.NoError(t, c.Send(ctx, TextFrame("hello")))
+	f := rec.next(t, "frame").frame
+	assert.Equal(t, Text, f.Type)
+	assert.Equal(t, "hello", string(f.Data))
+
+	require.NoError(t, c.Send(ctx, BinaryFrame([]byte{0, 1, 2, 255})))
+	f = rec.next(t, "frame").frame
+	assert.Equal(t, Binary, f.Type)
+	assert.Equal(t, []byte{0, 1, 2, 255}, f.Data)
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	require.NoError(t, c.Send(ctx, BinaryFrame(big)))
+	f = rec.next(t, "frame").frame
+	assert.Equal(t, big, f.Data)
+
+	require.NoError(t, c.Send(ctx, TextFrame("")))
+	f = rec.next(t, "frame").frame
+	assert.Equal(t, Text, f.Type)
+	assert.Empty(t, f.Data)
+
+	require.NoError(t, c.Close(ctx, CloseNormal, "bye"))
+	require.NoError(t, wait())
+	assert.Equal(t, Closed, c.State())
+	d := rec.next(t, "disconnect").disc
+	assert.True(t, d.Final)
+	assert.Equal(t, 1, CloseStatus(d.Err)*0+1)
+	assert.Equal(t, CloseNormal, CloseStatus(d.Err))
+	assert.Zero(t, rec.overlaps.Load())
+}
+
+func TestServerPingAnsweredAndDelivered(t *testing.T) {
+	pong := make(chan string, 1)
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+		if err := ws.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+			return
+		}
+		echo(ws)
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	f := rec.next(t, "frame").frame
+	assert.Equal(t, Ping, f.Type)
+	assert.Equal(t, "are you there", string(f.Data))
+	select {
+	case got := <-pong:
+		assert.Equal(t, "are you there", got)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+func TestReconnectAfterServerDrops(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
+		if n < 4 {
+			ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("conn ", n)))
+			time.Sleep(10 * time.Millisecond)
+			return // drop without close frame
+		}
+		echo(ws)
+	}})
+	rec := newRecorder()
+	var states []State
+	var smu sync.Mutex
+	o := testOptions()
+	o.OnStateChange = func(sc StateChange) { smu.Lock(); states = append(states, sc.To); smu.Unlock() }
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	for i := 1; i <= 3; i++ {
+		ev := rec.next(t, "connect")
+		assert.Equal(t, uint64(i), ev.gen)
+		d := rec.next(t, "disconnect").disc
+		assert.Equal(t, i, d.Attempt, "attempts count consecutive failures")
+		assert.True(t, d.Connected)
+		assert.False(t, d.Suggested.IsStop(), "a dropped connection is retried: %v", d.Err)
+	}
+	rec.next(t, "connect")
+	require.NoError(t, c.Send(ctxTimeout(t, time.Second), TextFrame("after")))
+	for {
+		f := rec.next(t, "frame").frame
+		if string(f.Data) == "after" {
+			break
+		}
+	}
+	smu.Lock()
+	defer smu.Unlock()
+	assert.Equal(t, []State{Connecting, Open, Reconnecting, Connecting, Open}, states[:5])
+}
+
+func TestAcceptAndCloseAtOnceBacksOff(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {}})
+	rec := newRecorder()
+	o := testOptions()
+	o.Backoff = Backoff{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Multiplier: 2, Jitter: -1}
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	var delays []time.Duration
+	for i := 0; i < 5; i++ {
+		d := rec.next(t, "disconnect").disc
+		assert.Equal(t, i+1, d.Attempt)
+		delays = append(delays, d.Suggested.Delay())
+	}
+	assert.Equal(t, []time.Duration{20, 40, 80, 80, 80}, scale(delays, time.Millisecond))
+}
+
+func scale(ds []time.Duration, unit time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d / unit
+	}
+	return out
+}
+
+func TestHandshake401Stops(t *testing.T) {
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		http.Error(w, "no token", http.StatusUnauthorized)
+		return false
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	err := c.Run(ctxTimeout(t, 5*time.Second))
+	var he *HandshakeError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, http.StatusUnauthorized, he.StatusCode)
+	assert.Contains(t, string(he.Body), "no token")
+	d := rec.next(t, "disconnect").disc
+	assert.True(t, d.Suggested.IsStop())
+	assert.ErrorIs(t, rec.next(t, "terminate").err, err)
+	assert.Equal(t, 1, int(srv.conns.Load()))
+}
+
+func TestHandshake503RetryAfter(t *testing.T) {
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return false
+		}
+		return true
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	start := time.Now()
+	startClient(t, c)
+	d := rec.next(t, "disconnect").disc
+	assert.False(t, d.Suggested.IsStop())
+	assert.GreaterOrEqual(t, d.Suggested.Delay(), time.Second)
+	rec.next(t, "connect")
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+}
+
+func TestDecisionReconnectAfterAndStop(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(CloseServiceRestart, "restart"))
+		time.Sleep(20 * time.Millisecond)
+	}})
+	rec := newRecorder()
+	var times []time.Time
+	rec.decide = func(d Disconnect) Decision {
+		times = append(times, time.Now())
+		if d.Attempt < 3 {
+			return ReconnectAfter(150 * time.Millisecond)
+		}
+		return Stop()
+	}
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	err := c.Run(ctxTimeout(t, 5*time.Second))
+	assert.Equal(t, CloseServiceRestart, CloseStatus(err))
+	var ce *CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.False(t, ce.Local)
+	assert.Equal(t, "restart", ce.Reason)
+	require.Len(t, times, 3)
+	assert.GreaterOrEqual(t, times[1].Sub(times[0]), 150*time.Millisecond)
+	assert.GreaterOrEqual(t, times[2].Sub(times[1]), 150*time.Millisecond)
+}
+
+func TestCloseSendsNormalAndWaitsForEcho(t *testing.T) {
+	got := make(chan int, 1)
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		ws.SetCloseHandler(func(code int, text string) error {
+			got <- code
+			time.Sleep(50 * time.Millisecond) // the client must wait for our answer
+			return ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
+		})
+		echo(ws)
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	wait := startClient(t, c)
+	rec.next(t, "connect")
+	start := time.Now()
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, "done"))
+	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
+	assert.Equal(t, CloseNormal, <-got)
+	assert.NoError(t, wait())
+	d := rec.next(t, "disconnect").disc
+	var ce *CloseError
+	require.ErrorAs(t, d.Err, &ce)
+	assert.True(t, ce.Local)
+	assert.Equal(t, "done", ce.Reason)
+	assert.ErrorIs(t, c.Send(context.Background(), TextFrame("x")), ErrClosed)
+}
+
+func TestCloseWithoutServerAnswerTimesOut(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		discardRaw(ws) // reads bytes, answers nothing
+	}})
+	rec := newRecorder()
+	o := testOptions()
+	o.CloseTimeout = 100 * time.Millisecond
+	c := mustNew(t, srv.wsURL(), rec, o)
+	wait := startClient(t, c)
+	rec.next(t, "connect")
+	start := time.Now()
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	assert.Less(t, time.Since(start), time.Second)
+	assert.NoError(t, wait())
+}
+
+func TestCloseDuringBackoffReturnsAtOnce(t *testing.T) {
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		http.Error(w, "down", http.StatusBadGateway)
+		return false
+	}})
+	rec := newRecorder()
+	rec.decide = func(Disconnect) Decision { return ReconnectAfter(time.Hour) }
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	wait := startClient(t, c)
+	rec.next(t, "disconnect")
+	require.Eventually(t, func() bool { return c.State() == Reconnecting }, time.Second, time.Millisecond)
+	start := time.Now()
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	assert.Less(t, time.Since(start), 500*time.Millisecond)
+	assert.NoError(t, wait())
+	assert.Equal(t, Closed, c.State())
+}
+
+func TestCloseCutsAHangingDial(t *testing.T) {
+	// A server that accepts TCP and never answers the upgrade.
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		<-r.Context().Done()
+		return false
+	}})
+	rec := newRecorder()
+	o := testOptions()
+	o.HandshakeTimeout = time.Minute
+	c := mustNew(t, srv.wsURL(), rec, o)
+	wait := startClient(t, c)
+	require.Eventually(t, func() bool { return srv.conns.Load() == 1 }, 2*time.Second, time.Millisecond)
+	start := time.Now()
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	assert.Less(t, time.Since(start), 500*time.Millisecond)
+	assert.NoError(t, wait())
+	d := rec.next(t, "disconnect").disc
+	assert.True(t, d.Final)
+	assert.ErrorIs(t, d.Err, ErrClosed)
+}
+
+func TestHandshakeTimeoutIsRetried(t *testing.T) {
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return false
+		}
+		return true
+	}})
+	rec := newRecorder()
+	o := testOptions()
+	o.HandshakeTimeout = 100 * time.Millisecond
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	d := rec.next(t, "disconnect").disc
+	assert.Contains(t, d.Err.Error(), "timed out")
+	assert.False(t, d.Suggested.IsStop())
+	rec.next(t, "connect")
+}
+
+func TestSendWhileNotOpen(t *testing.T) {
+	rec := newRecorder()
+	c := mustNew(t, "ws://127.0.0.1:1/", rec, testOptions())
+	assert.ErrorIs(t, c.Send(context.Background(), TextFrame("x")), ErrNotConnected)
+	assert.Error(t, c.Send(context.Background(), Frame{Type: 3}))
+	assert.ErrorIs(t, c.Send(context.Background(), Frame{Type: Text, Data: []byte{0xff}}), ErrInvalidUTF8)
+}
+
+func TestOutboxFlushesAfterOnConnectInOrder(t *testing.T) {
+	gate := make(chan struct{})
+	received := make(chan string, 100)
+	srv := newTestServer(t, serverConfig{
+		before: func(w http.ResponseWriter, r *http.Request, n int) bool { <-gate; return true },
+		serve: func(ws *websocket.Conn, _ int) {
+			for {
+				_, data, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				received <- string(data)
+			}
+		},
+	})
+	rec := newRecorder()
+	rec.onConnect = func(c *Conn) error {
+		if err := c.SendText("subscribe-1"); err != nil {
+			return err
+		}
+		return c.SendText("subscribe-2")
+	}
+	o := testOptions()
+	o.OutboxSize = 3
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	require.Eventually(t, func() bool { return c.State() == Connecting }, time.Second, time.Millisecond)
+
+	ctx := ctxTimeout(t, 5*time.Second)
+	results := make(chan error, 3)
+	for i := 1; i <= 3; i++ {
+		go func(i int) { results <- c.Send(ctx, TextFrame(fmt.Sprint("queued-", i))) }(i)
+		// each Send must be in the outbox before the next, so that the order is known
+		require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.outbox) == i }, time.Second, time.Millisecond)
+	}
+	assert.ErrorIs(t, c.Send(ctx, TextFrame("one too many")), ErrOutboxFull)
+	close(gate)
+	for i := 0; i < 3; i++ {
+		assert.NoError(t, <-results)
+	}
+	require.NoError(t, c.Send(ctx, TextFrame("direct")))
+	var got []string
+	for i := 0; i < 6; i++ {
+		select {
+		case s := <-received:
+			got = append(got, s)
+		case <-time.After(5 * time.Second):
+			t.Fatal("missing frames: got ", got)
+		}
+	}
+	assert.Equal(t, []string{"subscribe-1", "subscribe-2", "queued-1", "queued-2", "queued-3", "direct"}, got)
+}
+
+func TestOutboxFailsOnCloseAndCtx(t *testing.T) {
+	rec := newRecorder()
+	o := testOptions()
+	o.OutboxSize = 2
+	o.Backoff = Backoff{Initial: time.Hour, Max: time.Hour}
+	c := mustNew(t, "ws://127.0.0.1:1/", rec, o) // nothing listens there
+	wait := startClient(t, c)
+	rec.next(t, "disconnect")
+
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, c.Send(short, TextFrame("gives up")), context.DeadlineExceeded)
+
+	res := make(chan error, 1)
+	go func() { res <- c.Send(context.Background(), TextFrame("waits")) }()
+	require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.outbox) == 1 }, time.Second, time.Millisecond)
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	assert.ErrorIs(t, <-res, ErrClosed)
+	assert.NoError(t, wait())
+}
+
+func TestInvalidUTF8FromServerFails1007(t *testing.T) {
+	closeCode := make(chan int, 1)
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		ws.SetCloseHandler(func(code int, _ string) error { closeCode <- code; return nil })
+		ws.WriteMessage(websocket.TextMessage, []byte{'o', 'k', 0xc3, 0x28})
+		ws.ReadMessage()
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	d := rec.next(t, "disconnect").disc
+	assert.Equal(t, CloseInvalidPayload, CloseStatus(d.Err))
+	assert.True(t, d.Suggested.IsStop())
+	assert.Equal(t, CloseInvalidPayload, <-closeCode)
+}
+
+func TestOversizeMessageFails1009(t *testing.T) {
+	closeCode := make(chan int, 1)
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		ws.SetCloseHandler(func(code int, _ string) error { closeCode <- code; return nil })
+		ws.WriteMessage(websocket.BinaryMessage, make([]byte, 2000))
+		ws.ReadMessage()
+	}})
+	rec := newRecorder()
+	o := testOptions()
+	o.ReadLimit = 1000
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	d := rec.next(t, "disconnect").disc
+	assert.Equal(t, CloseMessageTooBig, CloseStatus(d.Err))
+	assert.True(t, d.Suggested.IsStop())
+	assert.Equal(t, CloseMessageTooBig, <-closeCode)
+}
+
+func TestCallbackErrorAndPanicFail1011(t *testing.T) {
+	for _, mode := range []string{"error", "panic"} {
+		t.Run(mode, func(t *testing.T) {
+			closeCode := make(chan int, 2)
+			srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+				ws.SetCloseHandler(func(code int, _ string) error { closeCode <- code; return nil })
+				echo(ws)
+			}})
+			rec := newRecorder()
+			boom := errors.New("boom")
+			rec.onFrame = func(c *Conn, f Frame) error {
+				if mode == "panic" {
+					panic("boom")
+				}
+				return boom
+			}
+			c := mustNew(t, srv.wsURL(), rec, testOptions())
+			startClient(t, c)
+			rec.next(t, "connect")
+			require.NoError(t, c.Send(ctxTimeout(t, time.Second), TextFrame("x")))
+			d := rec.next(t, "disconnect").disc
+			assert.Equal(t, CloseInternalError, CloseStatus(d.Err))
+			if mode == "error" {
+				assert.ErrorIs(t, d.Err, boom)
+			} else {
+				var pe *PanicError
+				require.ErrorAs(t, d.Err, &pe)
+				assert.Contains(t, string(pe.Stack), "TestCallbackErrorAndPanicFail1011")
+			}
+			assert.False(t, d.Suggested.IsStop())
+			assert.Equal(t, CloseInternalError, <-closeCode)
+			rec.next(t, "connect") // and it reconnects
+		})
+	}
+}
+
+func TestStaleConnCannotTouchNewConnection(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
+		if n == 1 {
+			ws.WriteMessage(websocket.TextMessage, []byte("first"))
+			time.Sleep(20 * time.Millisecond)
+			return
+		}
+		echo(ws)
+	}})
+	rec := newRecorder()
+	var old *Conn
+	rec.onConnect = func(c *Conn) error {
+		if old == nil {
+			old = c
+		}
+		return nil
+	}
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	rec.next(t, "connect")
+	rec.next(t, "disconnect")
+	ev := rec.next(t, "connect")
+	require.Equal(t, uint64(2), ev.gen)
+	assert.ErrorIs(t, old.SendText("late"), ErrNotConnected)
+	assert.ErrorIs(t, old.Close(CloseNormal, ""), ErrNotConnected)
+	require.NoError(t, c.Send(ctxTimeout(t, time.Second), TextFrame("new")))
+	for {
+		ev := rec.next(t, "frame")
+		if string(ev.frame.Data) == "new" {
+			assert.Equal(t, uint64(2), ev.gen)
+			break
+		}
+		assert.NotEqual(t, "late", string(ev.frame.Data))
+	}
+	assert.Equal(t, Open, c.State())
+}
+
+func TestHandlerNeverEnteredConcurrently(t *testing.T) {
+	srv := newTestServer(t, serverConfig{})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	rec.next(t, "connect")
+	ctx := ctxTimeout(t, 10*time.Second)
+	var wg sync.WaitGroup
+	const senders, each = 8, 50
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				assert.NoError(t, c.Send(ctx, TextFrame(fmt.Sprint(g, "-", i))))
+				assert.NoError(t, c.Info(ctx, i))
+			}
+		}(g)
+	}
+	wg.Wait()
+	frames, infos := 0, 0
+	for frames < senders*each || infos < senders*each {
+		switch rec.next(t, "frame", "info").kind {
+		case "frame":
+			frames++
+		case "info":
+			infos++
+		}
+	}
+	assert.Zero(t, rec.overlaps.Load())
+}
+
+func TestFramesArriveInWireOrder(t *testing.T) {
+	const n = 500
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		for i := 0; i < n; i++ {
+			ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i)))
+		}
+		echo(ws)
+	}})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	for i := 0; i < n; i++ {
+		assert.Equal(t, fmt.Sprint(i), string(rec.next(t, "frame").frame.Data))
+	}
+}
+
+func TestInfoInEveryState(t *testing.T) {
+	rec := newRecorder()
+	o := testOptions()
+	o.Backoff = Backoff{Initial: time.Hour, Max: time.Hour}
+	c := mustNew(t, "ws://127.0.0.1:1/", rec, o)
+	startClient(t, c)
+	rec.next(t, "disconnect")
+	require.NoError(t, c.Info(context.Background(), "while down"))
+	ev := rec.next(t, "info")
+	assert.Equal(t, "while down", ev.info)
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	assert.ErrorIs(t, c.Info(context.Background(), "late"), ErrClosed)
+}
+
+func TestConnCloseThenStopReturnsNil(t *testing.T) {
+	srv := newTestServer(t, serverConfig{})
+	rec := newRecorder()
+	rec.onFrame = func(c *Conn, f Frame) error { return c.Close(CloseNormal, "enough") }
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	rec.onConnect = func(c *Conn) error { return c.SendText("hi") }
+	err := c.Run(ctxTimeout(t, 5*time.Second))
+	assert.NoError(t, err)
+	d := rec.next(t, "disconnect").disc
+	assert.True(t, d.Suggested.IsStop())
+	var ce *CloseError
+	require.ErrorAs(t, d.Err, &ce)
+	assert.True(t, ce.Local)
+	assert.Equal(t, "enough", ce.Reason)
+}
+
+func TestRunEndsWithCtx(t *testing.T) {
+	srv := newTestServer(t, serverConfig{})
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	rec.next(t, "connect")
+	cancel()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not end with ctx")
+	}
+	assert.ErrorIs(t, c.Run(context.Background()), ErrAlreadyRunning)
+	d := rec.next(t, "disconnect").disc
+	assert.True(t, d.Final)
+	assert.ErrorIs(t, rec.next(t, "terminate").err, context.Canceled)
+}
+
+func TestCloseBeforeRun(t *testing.T) {
+	rec := newRecorder()
+	c := mustNew(t, "ws://127.0.0.1:1/", rec, testOptions())
+	require.NoError(t, c.Close(context.Background(), CloseNormal, ""))
+	assert.NoError(t, c.Run(context.Background()))
+	assert.Equal(t, Closed, c.State())
+}
+
+func TestHeaderFuncAndDecisionHeaders(t *testing.T) {
+	srv := newTestServer(t, serverConfig{before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			http.Error(w, "retry", http.StatusServiceUnavailable)
+			return false
+		}
+		return true
+	}})
+	rec := newRecorder()
+	rec.decide = func(d Disconnect) Decision {
+		return ReconnectAfter(0).WithHeader(http.Header{"X-Session": {"abc"}})
+	}
+	o := testOptions()
+	o.Header = http.Header{"X-Static": {"1"}}
+	token := 0
+	o.HeaderFunc = func(context.Context) (http.Header, error) {
+		token++
+		return http.Header{"Authorization": {fmt.Sprint("Bearer ", token)}}, nil
+	}
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	h1, h2 := <-srv.headers, <-srv.headers
+	assert.Equal(t, "Bearer 1", h1.Get("Authorization"))
+	assert.Equal(t, "1", h1.Get("X-Static"))
+	assert.Equal(t, "Bearer 2", h2.Get("Authorization"))
+	assert.Equal(t, "abc", h2.Get("X-Session"))
+	assert.Empty(t, h2.Get("X-Static"), "a decision's headers replace Options.Header")
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	h := BaseHandler{}
+	for _, tc := range []struct {
+		url  string
+		opts *Options
+		want string
+	}{
+		{"http://example.com", nil, "scheme"},
+		{"example.com/feed", nil, "scheme"},
+		{"ws://", nil, "no host"},
+		{"ws://host:port/", nil, "bad URL"},
+		{"ws://h/#frag", nil, "fragment"},
+		{"ws://h/", &Options{PongTimeout: -1}, "PongTimeout"},
+		{"ws://h/", &Options{ReadLimit: -1}, "ReadLimit"},
+		{"ws://h/", &Options{OutboxSize: -1}, "OutboxSize"},
+		{"ws://h/", &Options{Backoff: Backoff{Multiplier: 0.5}}, "Multiplier"},
+		{"ws://h/", &Options{Backoff: Backoff{Initial: time.Minute, Max: time.Second}}, "Backoff.Max"},
+		{"ws://h/", &Options{Subprotocols: []string{"a b"}}, "subprotocol"},
+		{"ws://h/", &Options{Header: http.Header{"Upgrade": {"x"}}}, "Upgrade"},
+	} {
+		_, err := New(tc.url, h, tc.opts)
+		if assert.Error(t, err, tc.url) {
+			assert.Contains(t, err.Error(), tc.want)
+		}
+	}
+	_, err := New("ws://h/", nil, nil)
+	assert.Error(t, err)
+	o := &Options{Header: http.Header{"A": {"1"}}}
+	c, err := New("wss://h:8443/x?y=1", h, o)
+	require.NoError(t, err)
+	o.Header.Set("A", "2")
+	assert.Equal(t, "1", c.opts.Header.Get("A"), "options are copied")
+	assert.Equal(t, 20*time.Second, c.opts.PingInterval)
+	assert.Nil(t, o.Logger, "the caller's options are not modified")
+
+	assert.Error(t, c.Close(context.Background(), 1005, ""))
+	assert.Error(t, c.Close(context.Background(), CloseNormal, strings.Repeat("x", 124)))
+}

@@ -1,0 +1,434 @@
+package wsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// Conn is one connection, as callbacks see it. Each successful handshake makes a
+// new Conn; once its connection has ended, Send returns ErrNotConnected, so a Conn
+// kept from an old connection can never write to a new one.
+//
+// Conn's methods are safe to call from callbacks (they never wait for the
+// client's own goroutines) and from other goroutines.
+type Conn struct {
+	client *Client
+	gen    uint64
+	ws     *websocket.Conn // nil for the stand-in given to HandleInfo while not connected
+	resp   *http.Response
+	opened time.Time
+
+	writeSem chan struct{} // the write lock: a channel so that waiting can obey a ctx
+	ready    chan struct{} // closed once OnConnect's frames and the outbox are written
+	isReady  atomic.Bool
+
+	endOnce    sync.Once
+	done       chan struct{} // closed when the connection has ended: no more writes
+	endErr     error         // why it ended; written before done is closed
+	readerDone chan struct{} // closed when the reader goroutine has returned
+
+	closeOnce  sync.Once
+	closeSent  atomic.Bool   // a close frame went out: no more data frames
+	localClose *CloseError   // the close this side started; written before closeStart is closed
+	closeStart chan struct{} // closed when this side started the close handshake
+
+	life      atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
+	inHandler atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
+	pingSent  atomic.Int64  // UnixNano of the last ping, also its payload
+	rtt       atomic.Int64
+
+	readBuf []byte // the reader's scratch buffer, reused across messages
+}
+
+// newConn wraps a handshaken connection of generation gen.
+func newConn(c *Client, gen uint64, ws *websocket.Conn, resp *http.Response) *Conn {
+	conn := &Conn{
+		client:     c,
+		gen:        gen,
+		ws:         ws,
+		resp:       resp,
+		opened:     time.Now(),
+		writeSem:   make(chan struct{}, 1),
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		closeStart: make(chan struct{}),
+	}
+	ws.SetReadLimit(c.opts.ReadLimit)
+	ws.SetPingHandler(conn.onPing)
+	ws.SetPongHandler(conn.onPong)
+	ws.SetCloseHandler(conn.onClose)
+	return conn
+}
+
+// detachedConn is the Conn HandleInfo gets while no connection is open.
+func detachedConn(c *Client) *Conn {
+	conn := &Conn{client: c, done: make(chan struct{}), readerDone: make(chan struct{}), closeStart: make(chan struct{})}
+	close(conn.done)
+	close(conn.readerDone)
+	conn.endErr = ErrNotConnected
+	return conn
+}
+
+// Send writes f. It returns nil once the frame was handed to the socket.
+// On a connection that has ended it returns ErrNotConnected: a callback cannot
+// wait for the next connection, so frames are queued in the outbox only by
+// Client.Send.
+func (conn *Conn) Send(f Frame) error {
+	if err := checkFrame(f); err != nil {
+		return err
+	}
+	return conn.write(context.Background(), f)
+}
+
+// SendText sends a Text frame.
+func (conn *Conn) SendText(s string) error { return conn.Send(Frame{Type: Text, Data: []byte(s)}) }
+
+// SendBinary sends a Binary frame.
+func (conn *Conn) SendBinary(b []byte) error { return conn.Send(Frame{Type: Binary, Data: b}) }
+
+// Close starts the close handshake with code and reason and returns at once.
+// The connection ends when the server answers or after Options.CloseTimeout;
+// OnDisconnect then gets a *CloseError with Local set, and its suggestion is to
+// stop (a close the handler asked for is deliberate).
+func (conn *Conn) Close(code int, reason string) error {
+	if err := checkClose(code, reason); err != nil {
+		return err
+	}
+	if conn.ws == nil {
+		return ErrNotConnected
+	}
+	if !conn.startClose(code, reason) {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// Subprotocol is the subprotocol the server chose, or "".
+func (conn *Conn) Subprotocol() string {
+	if conn.ws == nil {
+		return ""
+	}
+	return conn.ws.Subprotocol()
+}
+
+// Response is the server's handshake response (headers, cookies); its body is
+// empty. Nil when not connected.
+func (conn *Conn) Response() *http.Response { return conn.resp }
+
+// RTT is the round-trip time of the last answered keepalive ping, or 0.
+func (conn *Conn) RTT() time.Duration { return time.Duration(conn.rtt.Load()) }
+
+// Generation numbers the connection attempts of a client, from 1.
+func (conn *Conn) Generation() uint64 { return conn.gen }
+
+// LocalAddr and RemoteAddr are the socket's addresses (nil when not connected).
+func (conn *Conn) LocalAddr() net.Addr {
+	if conn.ws == nil {
+		return nil
+	}
+	return conn.ws.LocalAddr()
+}
+
+// RemoteAddr is the address of the peer (a proxy, when one is used).
+func (conn *Conn) RemoteAddr() net.Addr {
+	if conn.ws == nil {
+		return nil
+	}
+	return conn.ws.RemoteAddr()
+}
+
+// ended reports whether the connection has ended.
+func (conn *Conn) ended() bool {
+	select {
+	case <-conn.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// errConnEnded marks a write that never started because the connection had ended.
+var errConnEnded = fmt.Errorf("%w: the connection has ended or is closing", ErrNotConnected)
+
+// write sends f under the write lock. ctx bounds only the wait for the lock;
+// WriteTimeout bounds the write, and a failed write ends the connection, since a
+// half-written frame cannot be taken back.
+func (conn *Conn) write(ctx context.Context, f Frame) error {
+	select {
+	case conn.writeSem <- struct{}{}:
+	default:
+		select {
+		case conn.writeSem <- struct{}{}:
+		case <-conn.done:
+			return errConnEnded
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() { <-conn.writeSem }()
+	if conn.ended() || conn.closeSent.Load() {
+		return errConnEnded
+	}
+	deadline := time.Now().Add(conn.client.opts.WriteTimeout)
+	var err error
+	switch f.Type {
+	case Text, Binary:
+		conn.ws.SetWriteDeadline(deadline)
+		err = conn.ws.WriteMessage(int(f.Type), f.Data)
+	default: // Ping, Pong
+		err = conn.ws.WriteControl(int(f.Type), f.Data, deadline)
+	}
+	if err != nil {
+		err = fmt.Errorf("wsclient: write: %w", err)
+		conn.end(err, 0)
+		return err
+	}
+	return nil
+}
+
+// startClose sends a close frame once and tells the owner goroutine. It reports
+// whether this call started the close.
+func (conn *Conn) startClose(code int, reason string) bool {
+	started := false
+	conn.closeOnce.Do(func() {
+		if conn.ended() {
+			return
+		}
+		conn.localClose = &CloseError{Local: true, Code: code, Reason: reason}
+		conn.closeSent.Store(true)
+		deadline := time.Now().Add(conn.client.opts.WriteTimeout)
+		if err := conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+			conn.end(fmt.Errorf("wsclient: write close: %w", err), 0)
+		}
+		close(conn.closeStart)
+		started = true
+	})
+	return started
+}
+
+// end ends the connection once: the first cause wins. When code is not zero and
+// no close frame was sent yet, a close frame with code goes out first (best effort).
+// Closing the socket makes the reader return.
+func (conn *Conn) end(cause error, code int) {
+	conn.endOnce.Do(func() {
+		if code != 0 && conn.closeSent.CompareAndSwap(false, true) {
+			reason := ""
+			if ce := (*CloseError)(nil); errors.As(cause, &ce) {
+				reason = ce.Reason
+			}
+			wait := min(conn.client.opts.WriteTimeout, time.Second)
+			_ = conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
+		}
+		conn.endErr = cause
+		close(conn.done)
+		conn.ws.NetConn().Close()
+	})
+}
+
+// fail ends the connection with a close frame of code sent by this side.
+func (conn *Conn) fail(code int, reason string, err error) {
+	conn.end(&CloseError{Local: true, Code: code, Reason: reason, Err: err}, code)
+}
+
+// readLoop is the connection's reader goroutine: it reads messages and hands
+// them to HandleFrame, under the handler lock, in wire order.
+func (conn *Conn) readLoop() {
+	defer close(conn.readerDone)
+	for {
+		mt, r, err := conn.ws.NextReader()
+		if err != nil {
+			conn.end(conn.readError(err), 0)
+			return
+		}
+		data, err := conn.readMessage(mt, r)
+		if err != nil {
+			if errors.Is(err, errInvalidUTF8) {
+				conn.fail(CloseInvalidPayload, "invalid UTF-8", err)
+			} else {
+				conn.end(conn.readError(err), 0)
+			}
+			return
+		}
+		if err := conn.deliver(Frame{Type: MessageType(mt), Data: data}); err != nil {
+			conn.fail(CloseInternalError, "", err)
+			return
+		}
+	}
+}
+
+// readBufKeep is the largest scratch buffer kept between messages, so that one
+// big message does not pin memory on an idle connection.
+const readBufKeep = 64 << 10
+
+var errInvalidUTF8 = errors.New("wsclient: invalid UTF-8 in a text message")
+
+// readMessage reads one message into a buffer of its own. Text is checked for
+// valid UTF-8 as its fragments arrive, so that a bad sequence fails at once.
+func (conn *Conn) readMessage(mt int, r io.Reader) ([]byte, error) {
+	buf := conn.readBuf[:0]
+	var v utf8Checker
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(len(buf), 512))...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		if n > 0 {
+			conn.life.Add(1)
+			if mt == websocket.TextMessage && !v.check(buf[:len(buf)+n]) {
+				return nil, errInvalidUTF8
+			}
+			buf = buf[:len(buf)+n]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if mt == websocket.TextMessage && !v.complete(buf) {
+		return nil, errInvalidUTF8
+	}
+	if cap(buf) <= readBufKeep {
+		conn.readBuf = buf
+	} else {
+		conn.readBuf = nil
+	}
+	if len(buf) == 0 {
+		return []byte{}, nil
+	}
+	return append([]byte(nil), buf...), nil
+}
+
+// deliver calls HandleFrame under the handler lock.
+func (conn *Conn) deliver(f Frame) error {
+	conn.inHandler.Store(true)
+	defer conn.inHandler.Store(false)
+	return conn.client.callback("HandleFrame", func(h Handler) error { return h.HandleFrame(conn, f) })
+}
+
+// onPing answers a server ping with a pong and passes the ping on.
+func (conn *Conn) onPing(data string) error {
+	conn.life.Add(1)
+	err := conn.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(conn.client.opts.WriteTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+	}
+	return conn.deliverControl(Ping, data)
+}
+
+// onPong records the round trip of our keepalive ping and passes the pong on.
+func (conn *Conn) onPong(data string) error {
+	conn.life.Add(1)
+	if len(data) == 8 {
+		sent := conn.pingSent.Load()
+		if sent != 0 && string(pingPayload(sent)) == data {
+			conn.rtt.Store(int64(time.Since(time.Unix(0, sent))))
+		}
+	}
+	return conn.deliverControl(Pong, data)
+}
+
+func (conn *Conn) deliverControl(t MessageType, data string) error {
+	if err := conn.deliver(Frame{Type: t, Data: []byte(data)}); err != nil {
+		return &handlerFailed{err}
+	}
+	return nil
+}
+
+// handlerFailed carries a callback's error out of gorilla's control frame handlers.
+type handlerFailed struct{ err error }
+
+func (e *handlerFailed) Error() string { return e.err.Error() }
+
+// onClose answers the server's close frame, unless this side started the close
+// (then the server's frame completes the handshake).
+func (conn *Conn) onClose(code int, _ string) error {
+	conn.life.Add(1)
+	if conn.closeSent.CompareAndSwap(false, true) {
+		msg := []byte{}
+		if code != websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(code, "")
+		}
+		_ = conn.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(conn.client.opts.WriteTimeout))
+	}
+	return nil
+}
+
+// readError says why reading stopped, in the terms of Disconnect.Err.
+func (conn *Conn) readError(err error) error {
+	var hf *handlerFailed
+	var wce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &hf):
+		conn.fail(CloseInternalError, "", hf.err)
+		return conn.endErr
+	case conn.localClose != nil && conn.closeSent.Load() && errors.As(err, &wce):
+		return conn.localClose // the server answered our close
+	case errors.As(err, &wce):
+		ce := &CloseError{Code: wce.Code, Reason: wce.Text}
+		if wce.Code == websocket.CloseAbnormalClosure {
+			ce.Reason, ce.Err = "", io.ErrUnexpectedEOF
+		}
+		return ce
+	case errors.Is(err, websocket.ErrReadLimit):
+		return &CloseError{Local: true, Code: CloseMessageTooBig, Err: fmt.Errorf("message over ReadLimit (%d bytes)", conn.client.opts.ReadLimit)}
+	case errors.As(err, &ne), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("wsclient: connection lost: %w", err)
+	case strings.HasPrefix(err.Error(), "websocket: "):
+		// gorilla found a protocol violation and has sent 1002 itself.
+		return &CloseError{Local: true, Code: CloseProtocolError, Err: err}
+	}
+	return fmt.Errorf("wsclient: read: %w", err)
+}
+
+// checkFrame rejects frames that cannot be sent.
+func checkFrame(f Frame) error {
+	switch f.Type {
+	case Text:
+		if !utf8.Valid(f.Data) {
+			return ErrInvalidUTF8
+		}
+	case Binary:
+	case Ping, Pong:
+		if len(f.Data) > 125 {
+			return fmt.Errorf("wsclient: %v payload of %d bytes is over 125", f.Type, len(f.Data))
+		}
+	default:
+		return fmt.Errorf("wsclient: cannot send a frame of type %d: use Text, Binary, Ping or Pong (and Close to close)", int(f.Type))
+	}
+	return nil
+}
+
+// checkClose rejects close codes and reasons that may not be sent (RFC 6455 7.4).
+func checkClose(code int, reason string) error {
+	switch {
+	case code == CloseNormal, code == CloseGoingAway, code == CloseProtocolError, code == CloseUnsupportedData,
+		code >= CloseInvalidPayload && code <= CloseBadGateway, code >= 3000 && code <= 4999:
+	default:
+		return fmt.Errorf("wsclient: close code %d may not be sent", code)
+	}
+	if len(reason) > 123 {
+		return fmt.Errorf("wsclient: close reason of %d bytes is over 123", len(reason))
+	}
+	if !utf8.ValidString(reason) {
+		return errors.New("wsclient: close reason is not valid UTF-8")
+	}
+	return nil
+}
