@@ -3,7 +3,6 @@ package wsclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -312,8 +311,4 @@ func (c *Client) flushOutbox(conn *Conn) {
 			p.done <- err
 		}
 	}
-}
-
-func (c *Client) String() string {
-	return fmt.Sprintf("wsclient.Client(%s, %v)", c.url.Redacted(), c.State())
 }

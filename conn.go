@@ -166,6 +166,9 @@ var errConnEnded = fmt.Errorf("%w: the connection has ended or is closing", ErrN
 // WriteTimeout bounds the write, and a failed write ends the connection, since a
 // half-written frame cannot be taken back.
 func (conn *Conn) write(ctx context.Context, f Frame) error {
+	if conn.ws == nil {
+		return ErrNotConnected
+	}
 	select {
 	case conn.writeSem <- struct{}{}:
 	default:
@@ -252,6 +255,7 @@ func (conn *Conn) readLoop() {
 			conn.end(conn.readError(err), 0)
 			return
 		}
+		conn.life.Add(1)
 		data, err := conn.readMessage(mt, r)
 		if err != nil {
 			if errors.Is(err, errInvalidUTF8) {
