@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 )
@@ -23,6 +26,11 @@ type dialAttempt struct {
 	mu      sync.Mutex
 	conn    net.Conn
 	aborted bool
+	proxy   *url.URL  // the proxy this attempt goes through, nil for none
+	watched *dialConn // conn as gorilla sees it
+	readErr error     // the first error reading conn during the handshake
+
+	certRequested atomic.Bool // the server asked for a client certificate
 }
 
 func (a *dialAttempt) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -38,7 +46,97 @@ func (a *dialAttempt) dialContext(ctx context.Context, network, addr string) (ne
 		return nil, ErrClosed
 	}
 	a.conn = conn
-	return conn, nil
+	a.watched = &dialConn{Conn: conn, att: a}
+	return a.watched, nil
+}
+
+// handshakeLimit bounds what the client reads from the server before the
+// upgrade is done (a proxy's answer, the TLS handshake, the HTTP response), so
+// that a broken or hostile server cannot make it buffer an endless header line
+// until HandshakeTimeout. An upgrade response is a few hundred bytes; net/http's
+// client allows 10 MiB of response headers.
+const handshakeLimit = 1 << 20
+
+// errHandshakeTooLarge: the server sent more than handshakeLimit bytes before
+// the upgrade was done.
+var errHandshakeTooLarge = fmt.Errorf("handshake response over %d bytes", handshakeLimit)
+
+// dialConn is the socket of an attempt as gorilla sees it. Until the upgrade
+// is done it counts the bytes read against handshakeLimit and notes the first
+// read error: the HTTP parser may report a truncated header line as
+// "malformed" and drop the EOF or timeout that cut it. After the upgrade it
+// only forwards.
+type dialConn struct {
+	net.Conn
+	att  *dialAttempt
+	read atomic.Int64
+	open atomic.Bool // the upgrade is done
+}
+
+func (c *dialConn) Read(p []byte) (int, error) {
+	if c.open.Load() {
+		return c.Conn.Read(p)
+	}
+	room := handshakeLimit - c.read.Load()
+	if room <= 0 {
+		c.att.noteReadErr(errHandshakeTooLarge)
+		return 0, errHandshakeTooLarge
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	if err != nil {
+		c.att.noteReadErr(err)
+	}
+	return n, err
+}
+
+func (a *dialAttempt) noteReadErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.readErr == nil {
+		a.readErr = err
+	}
+}
+
+func (a *dialAttempt) firstReadErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.readErr
+}
+
+// upgraded lifts the handshake's limit from the attempt's socket.
+func (a *dialAttempt) upgraded() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.watched != nil {
+		a.watched.open.Store(true)
+	}
+}
+
+// proxyFunc wraps Options.Proxy to remember the proxy chosen, for errors.
+func (a *dialAttempt) proxyFunc(pick func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	if pick == nil {
+		return nil
+	}
+	return func(r *http.Request) (*url.URL, error) {
+		u, err := pick(r)
+		if err != nil {
+			return nil, fmt.Errorf("Options.Proxy: %w", err)
+		}
+		a.mu.Lock()
+		a.proxy = u
+		a.mu.Unlock()
+		return u, nil
+	}
+}
+
+func (a *dialAttempt) proxyURL() *url.URL {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.proxy
 }
 
 func (a *dialAttempt) abort() {
@@ -53,7 +151,11 @@ func (a *dialAttempt) abort() {
 // errBadSubprotocol: the server chose a subprotocol that was not offered.
 var errBadSubprotocol = errors.New("server chose a subprotocol that was not offered")
 
-// dial makes one handshake: TCP (through the proxy, if any), TLS, upgrade.
+// dial makes one handshake: TCP (through the proxy, if any: HTTP CONNECT, or
+// SOCKS5 for a socks5:// proxy URL), TLS, upgrade, all bounded by
+// HandshakeTimeout. HeaderFunc runs before and is bounded by ctx only.
+// The TLS config is built afresh for every attempt (TLSFiles are read again),
+// and gorilla clones it once more: the caller's config is never modified.
 func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *http.Response, error) {
 	header := c.header.Clone()
 	if header == nil {
@@ -71,13 +173,13 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 			header[k] = v
 		}
 	}
-	tlsConf, err := c.tlsConfig()
+	tlsConf, err := c.tlsConfig(att)
 	if err != nil {
 		return nil, nil, err
 	}
 	d := websocket.Dialer{
 		NetDialContext:    att.dialContext,
-		Proxy:             c.opts.Proxy,
+		Proxy:             att.proxyFunc(c.opts.Proxy),
 		TLSClientConfig:   tlsConf,
 		HandshakeTimeout:  c.opts.HandshakeTimeout,
 		Subprotocols:      c.opts.Subprotocols,
@@ -86,18 +188,48 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 	}
 	ws, resp, err := d.DialContext(ctx, c.url.String(), header)
 	if err != nil {
-		return nil, nil, c.dialError(ctx, err, resp)
+		return nil, nil, c.dialError(ctx, err, resp, att)
 	}
+	att.upgraded()
 	if p := ws.Subprotocol(); p != "" && !slices.Contains(c.opts.Subprotocols, p) {
 		ws.NetConn().Close()
 		return nil, nil, &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header,
 			Err: fmt.Errorf("%w: %q", errBadSubprotocol, p)}
 	}
+	if ext := unofferedExtension(resp.Header, c.opts.Compression); ext != "" {
+		ws.NetConn().Close()
+		return nil, nil, &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header,
+			Err: fmt.Errorf("%w: %q", errBadExtension, ext)}
+	}
 	return ws, resp, nil
 }
 
+// errBadExtension: the server accepted an extension that was not offered.
+var errBadExtension = errors.New("server chose an extension that was not offered")
+
+// unofferedExtension returns the first extension of the handshake response that
+// was not offered, or "" (RFC 6455 4.1: the client must then fail the
+// connection). Only permessage-deflate is ever offered, with Compression;
+// gorilla itself ignores unknown extensions and turns on decompression for a
+// permessage-deflate it did not offer.
+func unofferedExtension(h http.Header, compression bool) string {
+	for _, v := range h.Values("Sec-Websocket-Extensions") {
+		for _, ext := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if !compression || !strings.EqualFold(name, "permessage-deflate") {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
 // dialError turns gorilla's dial error into one that says what went wrong.
-func (c *Client) dialError(ctx context.Context, err error, resp *http.Response) error {
+func (c *Client) dialError(ctx context.Context, err error, resp *http.Response, att *dialAttempt) error {
 	if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
 		he := &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header}
 		if resp.Body != nil {
@@ -108,16 +240,33 @@ func (c *Client) dialError(ctx context.Context, err error, resp *http.Response) 
 		}
 		return he
 	}
-	if tlsErr := asTLSError(err); tlsErr != nil {
+	if tlsErr := asTLSError(err, att.certRequested.Load()); tlsErr != nil {
 		return tlsErr
 	}
+	target := c.url.Redacted()
+	if proxy := att.proxyURL(); proxy != nil {
+		target += " via proxy " + proxy.Redacted()
+	}
+	readErr := att.firstReadErr()
+	if errors.Is(readErr, errHandshakeTooLarge) {
+		return fmt.Errorf("wsclient: dial %s: %w", target, errHandshakeTooLarge)
+	}
 	if ctx.Err() == nil {
-		var ne net.Error
-		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-			return fmt.Errorf("wsclient: handshake with %s timed out after %v: %w", c.url.Redacted(), c.opts.HandshakeTimeout, err)
+		if isTimeout(err) || isTimeout(readErr) {
+			return fmt.Errorf("wsclient: handshake with %s timed out after %v: %w", target, c.opts.HandshakeTimeout, err)
 		}
 	}
-	return fmt.Errorf("wsclient: dial %s: %w", c.url.Redacted(), err)
+	if errors.Is(readErr, io.EOF) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// The parser saw a truncated line, not the hang-up that truncated it.
+		return fmt.Errorf("wsclient: dial %s: the server closed the connection during the handshake (EOF): %w", target, err)
+	}
+	return fmt.Errorf("wsclient: dial %s: %w", target, err)
+}
+
+// isTimeout reports whether err is a deadline that ran out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // reservedHeaders are set by the handshake itself; gorilla refuses them.

@@ -28,8 +28,13 @@ type Options struct {
 	// TLSConfig for wss. It is cloned; by default certificates and host names are
 	// verified against the system roots, TLS 1.2 at least.
 	TLSConfig *tls.Config
+	// TLSFiles, when set, names PEM files (a CA bundle; a client certificate and
+	// key for mutual TLS) read at every attempt over TLSConfig, so that files
+	// rotated on disk are used by the next attempt. See TLSFiles.
+	TLSFiles *TLSFiles
 	// InsecureSkipVerifyTLS turns off certificate and host name verification.
-	// For tests only; every connect logs a warning.
+	// For tests only; every connect logs a warning. A TLSConfig with
+	// InsecureSkipVerify set is refused by New unless this is set too.
 	InsecureSkipVerifyTLS bool
 	// Proxy picks the HTTP proxy for a URL. Default http.ProxyFromEnvironment;
 	// use NoProxy to dial directly.
@@ -165,6 +170,9 @@ func (o *Options) withDefaults() (Options, error) {
 		}
 	}
 	if err := checkHeader(c.Header); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkTLS(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Proxy == nil {

@@ -1,0 +1,233 @@
+// Command bench measures wsclient against raw gorilla/websocket (and, for
+// comparison, coder/websocket and lxzan/gws) on one common echo server that runs
+// in a process of its own, and prints one table.
+//
+//	cd bench && go run .            # the full run, about 3 minutes on 2 cores
+//	cd bench && go run . -h         # sizes, counts, sections
+//
+// Every figure is the median of -runs runs, libraries alternating within each
+// run (the order rotates from run to run). Traffic goes to loopback only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+var (
+	flagServer     = flag.Bool("server", false, "internal: run the echo server")
+	flagIdleChild  = flag.String("idle-child", "", "internal: run one idle measurement for this library")
+	flagMemProfile = flag.String("idle-memprofile", "", "internal: heap profile of an idle child")
+	flagPort       = flag.Int("port", 0, "internal: server port (0: any)")
+	flagAddrs      = flag.Int("addrs", 8, "server addresses 127.0.0.1..127.0.0.N (spreads ephemeral ports)")
+
+	flagRuns     = flag.Int("runs", 5, "runs per figure (the median is reported)")
+	flagLibs     = flag.String("libs", "wsclient,gorilla,coder,gws", "libraries (wsclient and gorilla are always included)")
+	flagOnly     = flag.String("only", "throughput,latency,allocs,idle,storm,deadpeer", "sections to run")
+	flagN64      = flag.Int("n64", 100000, "messages per throughput run, 64 B")
+	flagN16k     = flag.Int("n16k", 10000, "messages per throughput run, 16 KiB")
+	flagRTT      = flag.Int("rtt", 5000, "round trips per latency run")
+	flagAllocN   = flag.Int("allocn", 20000, "messages per allocation run")
+	flagConns    = flag.Int("conns", 10000, "idle connections per idle run")
+	flagIdleRuns = flag.Int("idle-runs", 5, "idle runs per library")
+	flagStorm    = flag.Int("storm", 1000, "clients in the reconnect storm")
+	flagStormRun = flag.Int("storm-runs", 5, "reconnect storm runs")
+	flagVerbose  = flag.Bool("v", false, "print every run's figures too")
+	flagCPUProf  = flag.String("cpuprofile", "", "write a CPU profile of the client process")
+	flagDead     = flag.Int("deadpeer", 20, "clients in the dead-peer test (one sample each)")
+)
+
+func main() {
+	flag.Parse()
+	switch {
+	case *flagServer:
+		if err := runServer(*flagPort, *flagAddrs); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}
+		return
+	case *flagIdleChild != "":
+		runIdleChild(*flagIdleChild, *flagPort, *flagAddrs, *flagConns)
+		return
+	}
+	if *flagCPUProf != "" {
+		f, err := os.Create(*flagCPUProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func section(name string) bool {
+	return slices.Contains(strings.Split(*flagOnly, ","), name)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func run() error {
+	begin := time.Now()
+	libs := []*lib{libByName("wsclient"), libByName("gorilla")}
+	for _, name := range strings.Split(*flagLibs, ",") {
+		if l := libByName(name); l != nil && !slices.Contains(libs, l) {
+			libs = append(libs, l)
+		} else if l == nil && name != "" {
+			return fmt.Errorf("unknown library %q", name)
+		}
+	}
+	srv, err := startServer(*flagPort, *flagAddrs)
+	if err != nil {
+		return err
+	}
+	defer srv.kill()
+	t := newTable(libs)
+	t.loadStart = loadavg()
+	logf("server pid %d on 127.0.0.1..%d:%d; %s, GOMAXPROCS %d", srv.pid(), srv.nAddrs, srv.port, runtime.Version(), runtime.GOMAXPROCS(0))
+
+	rotated := func(r int) []*lib {
+		out := slices.Clone(libs)
+		k := r % len(out)
+		return append(out[k:], out[:k]...)
+	}
+	echoURL := srv.url(0, "/echo")
+	type test struct {
+		section string
+		run     func(l *lib) error
+	}
+	tests := []test{
+		{"throughput", func(l *lib) error {
+			v, cpu, err := throughput(l, echoURL, *flagN64, 64)
+			if err != nil {
+				return fmt.Errorf("%s throughput 64 B: %w", l.name, err)
+			}
+			t.add("tp64", l, v)
+			t.add("cpu64", l, cpu)
+			return nil
+		}},
+		{"throughput", func(l *lib) error {
+			v, cpu, err := throughput(l, echoURL, *flagN16k, 16<<10)
+			if err != nil {
+				return fmt.Errorf("%s throughput 16 KiB: %w", l.name, err)
+			}
+			t.add("tp16k", l, v)
+			t.add("cpu16k", l, cpu)
+			return nil
+		}},
+		{"latency", func(l *lib) error {
+			rtts, err := latency(l, echoURL, *flagRTT)
+			if err != nil {
+				return fmt.Errorf("%s latency: %w", l.name, err)
+			}
+			t.add("p50", l, us(percentile(rtts, 0.50)))
+			t.add("p99", l, us(percentile(rtts, 0.99)))
+			return nil
+		}},
+		{"latency", func(l *lib) error {
+			rtts, err := latencyHop(l, echoURL, *flagRTT)
+			if err != nil {
+				return fmt.Errorf("%s latency with a hop: %w", l.name, err)
+			}
+			t.add("p50hop", l, us(percentile(rtts, 0.50)))
+			t.add("p99hop", l, us(percentile(rtts, 0.99)))
+			return nil
+		}},
+		{"allocs", func(l *lib) error {
+			for _, size := range []int{64, 16 << 10} {
+				a, err := sendAllocs(l, srv, *flagAllocN, size)
+				if err != nil {
+					return fmt.Errorf("%s send allocs: %w", l.name, err)
+				}
+				t.add(fmt.Sprintf("sa%d", size), l, a.allocs)
+				t.add(fmt.Sprintf("sb%d", size), l, a.bytes)
+				a, err = recvAllocs(l, srv, *flagAllocN, size)
+				if err != nil {
+					return fmt.Errorf("%s receive allocs: %w", l.name, err)
+				}
+				t.add(fmt.Sprintf("ra%d", size), l, a.allocs)
+				t.add(fmt.Sprintf("rb%d", size), l, a.bytes)
+			}
+			return nil
+		}},
+	}
+	// Test-major within a run, libraries back to back: a paired comparison, so
+	// that load from elsewhere on the machine hits both sides alike.
+	for r := 0; r < *flagRuns; r++ {
+		for _, tc := range tests {
+			if !section(tc.section) {
+				continue
+			}
+			for _, l := range rotated(r) {
+				if err := tc.run(l); err != nil {
+					return err
+				}
+			}
+		}
+		logf("run %d/%d done (load %s)", r+1, *flagRuns, loadavg())
+	}
+	if section("idle") {
+		for r := 0; r < *flagIdleRuns; r++ {
+			for _, l := range rotated(r) {
+				res, err := idleRun(l.name, srv, *flagConns)
+				if err != nil {
+					return err
+				}
+				logf("idle %s: %d conns in %.1fs: %.2f goroutines, %.0f B heap, %.0f B stack per conn",
+					l.name, res.Conns, res.DialSecs, res.Goroutines, res.Heap, res.Stack)
+				t.add("ig", l, res.Goroutines)
+				t.add("ih", l, res.Heap)
+				t.add("is", l, res.Stack)
+				t.add("ihs", l, res.Heap+res.Stack)
+			}
+		}
+	}
+	var storms []stormResult
+	if section("storm") {
+		for r := 0; r < *flagStormRun; r++ {
+			res, err := storm(srv, *flagStorm)
+			if err != nil {
+				return err
+			}
+			logf("storm: %d clients back in %v (server down %v), %d dials, max %d in 100 ms, %d failed attempts",
+				res.clients, res.allBack.Round(time.Millisecond), res.downtime.Round(time.Millisecond), res.dials, res.maxWindow, res.firstFails)
+			storms = append(storms, res)
+		}
+	}
+	var dead []time.Duration
+	if section("deadpeer") {
+		dead, err = deadPeer(srv, *flagDead)
+		if err != nil {
+			return err
+		}
+		logf("dead peer: %v", dead)
+	}
+	t.loadEnd = loadavg()
+	fmt.Print(t.render(storms, dead, time.Since(begin)))
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// loadavg is the machine's 1-minute load average: other work on the machine
+// makes every figure noisier.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ff42ae21/wsclient"
+)
+
+type stormResult struct {
+	clients    int
+	downtime   time.Duration // kill to the restarted server's READY
+	allBack    time.Duration // kill to the last client open again
+	dials      int           // connection attempts after the kill
+	maxWindow  int           // the most attempts in any 100 ms window
+	firstFails int           // attempts that failed (server still down)
+}
+
+// stormHandler follows the library's default policy (zero Decision) and counts
+// open connections.
+type stormHandler struct {
+	wsclient.BaseHandler
+	open, lost, failed *atomic.Int64
+}
+
+func (h *stormHandler) OnConnect(*wsclient.Conn) error { h.open.Add(1); return nil }
+
+func (h *stormHandler) OnDisconnect(d wsclient.Disconnect) wsclient.Decision {
+	if d.Connected {
+		h.open.Add(-1)
+		h.lost.Add(1)
+	} else {
+		h.failed.Add(1)
+	}
+	return wsclient.Decision{}
+}
+
+// storm connects n clients with the default options (backoff with jitter), kills
+// the server process, restarts it at once on the same port, and measures how the
+// clients come back.
+func storm(srv *serverProc, n int) (stormResult, error) {
+	res := stormResult{clients: n}
+	var open, lost, failed atomic.Int64
+	var mu sync.Mutex
+	var dials []time.Time
+	onState := func(sc wsclient.StateChange) {
+		if sc.To == wsclient.Connecting {
+			mu.Lock()
+			dials = append(dials, time.Now())
+			mu.Unlock()
+		}
+	}
+	clients := make([]*wsclient.Client, n)
+	var runs sync.WaitGroup
+	defer func() {
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			if c == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				c.Close(ctx, wsclient.CloseNormal, "")
+			}()
+		}
+		wg.Wait()
+		runs.Wait()
+	}()
+	for i := range clients {
+		opts := wsOptions()
+		opts.OnStateChange = onState
+		c, err := wsclient.New(srv.url(i, "/echo"), &stormHandler{open: &open, lost: &lost, failed: &failed}, opts)
+		if err != nil {
+			return res, err
+		}
+		clients[i] = c
+		runs.Add(1)
+		go func() { defer runs.Done(); c.Run(context.Background()) }()
+	}
+	if err := waitFor(func() bool { return open.Load() == int64(n) }, 30*time.Second); err != nil {
+		return res, fmt.Errorf("storm: %d of %d open before the kill: %w", open.Load(), n, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	failed.Store(0)
+	lost.Store(0)
+	kill := time.Now()
+	srv.kill()
+	if err := srv.start(); err != nil {
+		return res, err
+	}
+	res.downtime = time.Since(kill)
+	// Wait for everyone to see the loss and come back.
+	if err := waitFor(func() bool { return lost.Load() == int64(n) && open.Load() == int64(n) }, 60*time.Second); err != nil {
+		return res, fmt.Errorf("storm: %d of %d open again: %w", open.Load(), n, err)
+	}
+	res.allBack = time.Since(kill)
+	res.firstFails = int(failed.Load())
+	mu.Lock()
+	var after []time.Time
+	for _, t := range dials {
+		if t.After(kill) {
+			after = append(after, t)
+		}
+	}
+	mu.Unlock()
+	slices.SortFunc(after, func(a, b time.Time) int { return a.Compare(b) })
+	res.dials = len(after)
+	for i, j := 0, 0; i < len(after); i++ {
+		for after[i].Sub(after[j]) >= 100*time.Millisecond {
+			j++
+		}
+		res.maxWindow = max(res.maxWindow, i-j+1)
+	}
+	return res, nil
+}
+
+func waitFor(cond func() bool, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errTimeout
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type row struct {
+	key, label string
+	base       string // the gorilla figure the ratio is taken against (default: key)
+	format     func(float64) string
+	// target checks wsclient's figure w against gorilla's g; "" when none.
+	targetText string
+	target     func(w, g float64) bool
+	// ratioTarget: the target is on the ratio, checked on the median of the
+	// per-run ratios (each run measures both libraries back to back).
+	onRatio bool
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+func fk(v float64) string { return fmt.Sprintf("%.0f k", v/1000) }
+
+func ratioAtLeast(r float64) func(w, g float64) bool {
+	return func(w, g float64) bool { return w/g >= r }
+}
+func ratioAtMost(r float64) func(w, g float64) bool {
+	return func(w, g float64) bool { return w/g <= r }
+}
+func plusOne(w, g float64) bool { return w <= g+1.05 } // 0.05: background noise
+
+var rows = []row{
+	{key: "tp64", label: "throughput, 64 B, msg/s", format: fk, targetText: "≥ 0.95", target: ratioAtLeast(0.95), onRatio: true},
+	{key: "tp16k", label: "throughput, 16 KiB, msg/s", format: fk, targetText: "≥ 0.95", target: ratioAtLeast(0.95), onRatio: true},
+	{key: "cpu64", label: "client CPU per message (send + echo), 64 B, µs", format: f2},
+	{key: "cpu16k", label: "client CPU per message (send + echo), 16 KiB, µs", format: f1},
+	{key: "p50", label: "round trip p50, 64 B, µs: answered where the echo arrives (¹)", format: f1, targetText: "≤ 1.15", target: ratioAtMost(1.15), onRatio: true},
+	{key: "p99", label: "round trip p99, 64 B, µs: answered where the echo arrives (¹)", format: f1},
+	{key: "p50hop", label: "round trip p50, 64 B, µs: caller sends, reader signals it (²)", format: f1, targetText: "≤ 1.15", target: ratioAtMost(1.15), onRatio: true},
+	{key: "p99hop", label: "round trip p99, 64 B, µs: caller sends, reader signals it (²)", format: f1},
+	{key: "sa64", label: "allocs / msg sent, 64 B", format: f2, targetText: "≤ gorilla + 1", target: plusOne},
+	{key: "sb64", label: "bytes / msg sent, 64 B", format: f0},
+	{key: "sa16384", label: "allocs / msg sent, 16 KiB", format: f2, targetText: "≤ gorilla + 1", target: plusOne},
+	{key: "sb16384", label: "bytes / msg sent, 16 KiB", format: f0},
+	{key: "ra64", label: "allocs / msg received, 64 B", format: f2, targetText: "≤ gorilla + 1", target: plusOne},
+	{key: "rb64", label: "bytes / msg received, 64 B", format: f0},
+	{key: "ra16384", label: "allocs / msg received, 16 KiB", format: f2, targetText: "≤ gorilla + 1", target: plusOne},
+	{key: "rb16384", label: "bytes / msg received, 16 KiB", format: f0},
+	{key: "ig", label: "idle: goroutines / conn", format: f2, targetText: "≤ 2", target: func(w, _ float64) bool { return w <= 2.005 }},
+	{key: "ih", label: "idle: heap bytes / conn (HeapInuse Δ / N)", format: f0},
+	{key: "is", label: "idle: stack bytes / conn (StackInuse Δ / N)", format: f0},
+	{key: "ihs", label: "idle: heap + stack bytes / conn", format: f0, targetText: "≤ 1.3", target: ratioAtMost(1.3), onRatio: true},
+}
+
+type table struct {
+	libs               []*lib
+	loadStart, loadEnd string
+	vals               map[string]map[string][]float64 // key -> lib -> runs
+}
+
+func newTable(libs []*lib) *table {
+	return &table{libs: libs, vals: map[string]map[string][]float64{}}
+}
+
+func (t *table) add(key string, l *lib, v float64) {
+	if t.vals[key] == nil {
+		t.vals[key] = map[string][]float64{}
+	}
+	t.vals[key][l.name] = append(t.vals[key][l.name], v)
+}
+
+// pairedRatio is the median of wsclient/gorilla over the runs, each run's two
+// figures taken back to back; the ratio of the medians when they do not pair.
+func (t *table) pairedRatio(key, base string) float64 {
+	w, g := t.vals[key]["wsclient"], t.vals[base]["gorilla"]
+	if len(w) != len(g) {
+		return median(w) / median(g)
+	}
+	r := make([]float64, len(w))
+	for i := range w {
+		r[i] = w[i] / g[i]
+	}
+	return median(r)
+}
+
+func (t *table) med(key, lib string) (float64, bool) {
+	v := t.vals[key][lib]
+	return median(v), len(v) > 0
+}
+
+func (t *table) render(storms []stormResult, dead []time.Duration, took time.Duration) string {
+	var b strings.Builder
+	others := t.libs[2:]
+	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (idle: %d runs of %d connections); took %v; load average %s at the start, %s at the end\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagIdleRuns, *flagConns, took.Round(time.Second), t.loadStart, t.loadEnd)
+	fmt.Fprintf(&b, "| figure | wsclient | gorilla | wsclient / gorilla | target | met |")
+	for _, l := range others {
+		fmt.Fprintf(&b, " %s |", l.name)
+	}
+	b.WriteString("\n|---|--:|--:|--:|---|---|")
+	for range others {
+		b.WriteString("--:|")
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
+		w, ok := t.med(r.key, "wsclient")
+		if !ok {
+			continue
+		}
+		base := r.base
+		if base == "" {
+			base = r.key
+		}
+		g, gok := t.med(base, "gorilla")
+		gs, ratio, met := "–", "–", ""
+		if gok {
+			gs = r.format(g)
+			rv := math.NaN()
+			if g != 0 {
+				rv = w / g
+				if r.onRatio {
+					rv = t.pairedRatio(r.key, base)
+				}
+				ratio = fmt.Sprintf("%.2f", rv)
+			} else if w == 0 {
+				ratio = "1.00"
+			}
+			if r.target != nil {
+				ok := r.target(w, g)
+				if r.onRatio {
+					ok = r.target(rv, 1)
+				}
+				met = "yes"
+				if !ok {
+					met = "**no**"
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |", r.label, r.format(w), gs, ratio, r.targetText, met)
+		for _, l := range others {
+			if v, ok := t.med(r.key, l.name); ok {
+				fmt.Fprintf(&b, " %s |", r.format(v))
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	if *flagVerbose {
+		b.WriteString("\nPer-run figures:\n")
+		for _, r := range rows {
+			for _, l := range t.libs {
+				if v := t.vals[r.key][l.name]; len(v) > 0 {
+					fmt.Fprintf(&b, "  %-8s %-8s", r.key, l.name)
+					for _, x := range v {
+						fmt.Fprintf(&b, " %s", r.format(x))
+					}
+					b.WriteString("\n")
+				}
+			}
+		}
+	}
+	b.WriteString("\nRatios with a target on the ratio are the median of the per-run ratios (both libraries measured back to back in each run).\n")
+	if _, ok := t.med("p50", "wsclient"); ok {
+		b.WriteString("(¹) wsclient answers each echo with Conn.Send inside HandleFrame, gws inside OnMessage; gorilla and coder write then read on one goroutine.\n")
+		b.WriteString("(²) the caller's goroutine sends, then waits on a channel that HandleFrame (wsclient, gws: the callback; gorilla, coder: the reader goroutine) signals.\n")
+	}
+	if len(storms) > 0 {
+		var back, down, frac []float64
+		allOK := true
+		for _, s := range storms {
+			back = append(back, s.allBack.Seconds())
+			down = append(down, s.downtime.Seconds())
+			f := float64(s.maxWindow) / float64(max(s.dials, 1))
+			frac = append(frac, f)
+			if f > 0.25 {
+				allOK = false
+			}
+		}
+		worst := slices.Max(frac)
+		s0 := storms[len(storms)/2]
+		fmt.Fprintf(&b, "\nReconnect storm, %d clients, server killed (SIGKILL) and restarted at once, %d runs:\n", s0.clients, len(storms))
+		fmt.Fprintf(&b, "all %d back after %.2f s median (server down %.0f ms median); per run: ", s0.clients, median(back), 1000*median(down))
+		for i, s := range storms {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "%d dials, max %d in 100 ms (%.0f %%), back in %.2f s", s.dials, s.maxWindow, 100*float64(s.maxWindow)/float64(max(s.dials, 1)), s.allBack.Seconds())
+		}
+		met := "yes"
+		if !allOK {
+			met = "**no**"
+		}
+		fmt.Fprintf(&b, ".\nLargest 100 ms window: %.0f %% of the dials at worst (target ≤ 25 %%: %s).\n", 100*worst, met)
+	}
+	if len(dead) > 0 {
+		worst := slices.Max(dead)
+		met := "yes"
+		if worst > 2200*time.Millisecond {
+			met = "**no**"
+		}
+		ds := make([]float64, len(dead))
+		for i, d := range dead {
+			ds[i] = d.Seconds()
+		}
+		fmt.Fprintf(&b, "\nDead peer (PingInterval 1 s, PongTimeout 1 s, blackhole proxy), %d clients at even ping phases:\n", len(dead))
+		fmt.Fprintf(&b, "blackhole to OnDisconnect: min %.2f s, median %.2f s, max %.2f s (target ≤ 2.2 s: %s).\n",
+			slices.Min(ds), median(ds), worst.Seconds(), met)
+	}
+	return b.String()
+}

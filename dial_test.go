@@ -1,0 +1,642 @@
+package wsclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ff42ae21/wsclient/internal/rawws"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// wsServerOpts shapes a wsServer: the knobs of serverConfig plus TLS, response
+// headers and byte counting, which the dial and TLS tests need.
+type wsServerOpts struct {
+	upgrader   websocket.Upgrader
+	tls        *tls.Config // serve wss with this config (nil: ws)
+	respHeader http.Header // added to the 101 response
+	// before runs before the upgrade; returning false means it answered itself.
+	before func(w http.ResponseWriter, r *http.Request, n int) bool
+	// serve replaces the echo loop.
+	serve func(ws *websocket.Conn, n int)
+	// counted, when set, counts the bytes the server reads and writes.
+	counted *byteCount
+}
+
+// seenRequest is what a wsServer saw of one handshake request.
+type seenRequest struct {
+	Header http.Header
+	TLS    *tls.ConnectionState
+}
+
+// wsServer is a gorilla echo server on loopback, ws or wss, that counts
+// connections, records the requests and closes every socket at cleanup.
+type wsServer struct {
+	*httptest.Server
+	conns    atomic.Int32
+	requests chan seenRequest
+	mu       sync.Mutex
+	live     map[*websocket.Conn]bool
+	wg       sync.WaitGroup
+}
+
+func newWSServer(t *testing.T, o wsServerOpts) *wsServer {
+	t.Helper()
+	s := &wsServer{live: map[*websocket.Conn]bool{}, requests: make(chan seenRequest, 1000)}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.wg.Add(1)
+		defer s.wg.Done()
+		n := int(s.conns.Add(1))
+		select {
+		case s.requests <- seenRequest{Header: r.Header.Clone(), TLS: r.TLS}:
+		default:
+		}
+		if o.before != nil && !o.before(w, r, n) {
+			return
+		}
+		ws, err := o.upgrader.Upgrade(w, r, o.respHeader)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.live[ws] = true
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.live, ws)
+			s.mu.Unlock()
+			ws.Close()
+		}()
+		if o.serve != nil {
+			o.serve(ws, n)
+			return
+		}
+		echo(ws)
+	}))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS handshake errors are expected
+	if o.counted != nil {
+		s.Listener = &countingListener{Listener: s.Listener, n: o.counted}
+	}
+	if o.tls != nil {
+		s.TLS = o.tls
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *wsServer) Close() {
+	s.mu.Lock()
+	for ws := range s.live {
+		ws.NetConn().Close()
+	}
+	s.mu.Unlock()
+	s.Server.CloseClientConnections()
+	s.Server.Close()
+	s.wg.Wait()
+}
+
+// wsURL is the server's ws:// or wss:// URL, on 127.0.0.1.
+func (s *wsServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+// addr is the server's 127.0.0.1:port.
+func (s *wsServer) addr() string { return s.Listener.Addr().String() }
+
+// request returns the next request the server saw.
+func (s *wsServer) request(t *testing.T) seenRequest {
+	t.Helper()
+	select {
+	case r := <-s.requests:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request within 5s")
+		return seenRequest{}
+	}
+}
+
+type byteCount struct{ read, written atomic.Int64 }
+
+type countingListener struct {
+	net.Listener
+	n *byteCount
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: l.n}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *byteCount
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.written.Add(int64(n))
+	return n, err
+}
+
+// connectProxy is an HTTP CONNECT proxy on 127.0.0.1, written for the tests.
+type connectProxy struct {
+	ln    net.Listener
+	user  string            // with pass: the Proxy-Authorization it demands
+	pass  string            //
+	hosts map[string]string // host:port the proxy resolves itself
+	seen  chan string       // the CONNECT targets, in order
+
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func newConnectProxy(t *testing.T, hosts map[string]string) *connectProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &connectProxy{ln: ln, hosts: hosts, seen: make(chan string, 100), conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// url is the proxy's URL, with credentials when given.
+func (p *connectProxy) url(user, pass string) *url.URL {
+	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
+	if user != "" {
+		u.User = url.UserPassword(user, pass)
+	}
+	return u
+}
+
+func (p *connectProxy) Close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *connectProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *connectProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.track(c)
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+func (p *connectProxy) serve(c net.Conn) {
+	defer p.wg.Done()
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	if req.Method != http.MethodConnect {
+		io.WriteString(c, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	if p.user != "" {
+		want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass))
+		if req.Header.Get("Proxy-Authorization") != want {
+			io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+	}
+	select {
+	case p.seen <- req.Host:
+	default:
+	}
+	target := req.Host
+	if real, ok := p.hosts[target]; ok {
+		target = real
+	}
+	up, err := net.DialTimeout("tcp", target, 2*time.Second)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	p.track(up)
+	defer up.Close()
+	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		io.Copy(up, br)
+		up.(*net.TCPConn).CloseWrite()
+	}()
+	io.Copy(c, up)
+}
+
+func TestProxyHTTPConnectWS(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{})
+	px := newConnectProxy(t, map[string]string{"echo.test:80": srv.addr()})
+	rec := newRecorder()
+	remote := make(chan net.Addr, 1)
+	rec.onConnect = func(c *Conn) error { remote <- c.RemoteAddr(); return nil }
+	o := testOptions()
+	o.Proxy = http.ProxyURL(px.url("", ""))
+	// echo.test does not resolve here: only the proxy knows it.
+	c := mustNew(t, "ws://echo.test/feed", rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Equal(t, "echo.test:80", <-px.seen)
+	assert.Equal(t, px.ln.Addr().String(), (<-remote).String(), "the socket goes to the proxy")
+	require.NoError(t, c.Send(ctxTimeout(t, 5*time.Second), TextFrame("through the proxy")))
+	assert.Equal(t, "through the proxy", string(rec.next(t, "frame").frame.Data))
+}
+
+func TestProxyHTTPConnectWSSVerifiesTheTarget(t *testing.T) {
+	ca := newTestCA(t, "proxy test CA")
+	srv := newWSServer(t, wsServerOpts{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
+	px := newConnectProxy(t, map[string]string{"echo.test:443": srv.addr()})
+	px.user, px.pass = "alice", "s3cret"
+
+	rec := newRecorder()
+	o := testOptions()
+	o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+	o.Proxy = http.ProxyURL(px.url("alice", "s3cret"))
+	c := mustNew(t, "wss://echo.test/", rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Equal(t, "echo.test:443", <-px.seen)
+	req := srv.request(t)
+	require.NotNil(t, req.TLS)
+	assert.Equal(t, "echo.test", req.TLS.ServerName, "TLS runs end to end with the target, through the tunnel")
+	require.NoError(t, c.Send(ctxTimeout(t, 5*time.Second), BinaryFrame([]byte{1, 2, 3})))
+	assert.Equal(t, []byte{1, 2, 3}, rec.next(t, "frame").frame.Data)
+}
+
+func TestProxyRefusalIsReportedAndRetried(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{})
+	px := newConnectProxy(t, nil)
+	px.user, px.pass = "alice", "s3cret"
+	rec := newRecorder()
+	o := testOptions()
+	o.Proxy = http.ProxyURL(px.url("alice", "wrong"))
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	for i := 1; i <= 2; i++ {
+		d := rec.next(t, "disconnect").disc
+		require.Error(t, d.Err)
+		assert.Contains(t, d.Err.Error(), "Proxy Authentication Required")
+		assert.Contains(t, d.Err.Error(), "via proxy http://alice:xxxxx@", "the proxy is named, its password is not")
+		assert.NotContains(t, d.Err.Error(), "wrong")
+		assert.False(t, d.Suggested.IsStop())
+		assert.Equal(t, i, d.Attempt)
+	}
+	assert.Zero(t, srv.conns.Load())
+}
+
+func TestProxyDefaultIsFromEnvironment(t *testing.T) {
+	c := mustNew(t, "wss://example.com/", BaseHandler{}, nil)
+	assert.Equal(t, reflect.ValueOf(http.ProxyFromEnvironment).Pointer(), reflect.ValueOf(c.opts.Proxy).Pointer())
+}
+
+func TestSubprotocolOfferedAndChosen(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{Subprotocols: []string{"v2", "v1"}}})
+	rec := newRecorder()
+	chosen := make(chan string, 1)
+	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
+	o := testOptions()
+	o.Subprotocols = []string{"v1", "v2"}
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Equal(t, "v2", <-chosen)
+	assert.Equal(t, "v1, v2", srv.request(t).Header.Get("Sec-Websocket-Protocol"))
+}
+
+func TestSubprotocolNoneChosenIsFine(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{})
+	rec := newRecorder()
+	chosen := make(chan string, 1)
+	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
+	o := testOptions()
+	o.Subprotocols = []string{"v1"}
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Equal(t, "", <-chosen)
+}
+
+// rawServer starts a rawws server whose 101 carries extra headers.
+func rawServer(t *testing.T, opts rawws.ServerOptions) *rawws.Server {
+	t.Helper()
+	srv, err := rawws.NewServerWith(opts, func(c *rawws.Conn) { c.ReadToEOF(5 * time.Second) })
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestSubprotocolNotOfferedFailsHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		offered []string
+	}{{"other offered", []string{"v1"}}, {"none offered", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := rawServer(t, rawws.ServerOptions{ResponseHeader: http.Header{"Sec-Websocket-Protocol": {"evil"}}})
+			rec := newRecorder()
+			o := testOptions()
+			o.Subprotocols = tc.offered
+			c := mustNew(t, srv.URL(), rec, o)
+			err := c.Run(ctxTimeout(t, 5*time.Second))
+			var he *HandshakeError
+			require.ErrorAs(t, err, &he)
+			assert.Equal(t, http.StatusSwitchingProtocols, he.StatusCode)
+			assert.ErrorIs(t, err, errBadSubprotocol)
+			assert.Contains(t, err.Error(), `"evil"`)
+			d := rec.next(t, "disconnect").disc
+			assert.True(t, d.Suggested.IsStop())
+			assert.False(t, d.Connected)
+			assert.Equal(t, 1, srv.Accepted())
+		})
+	}
+}
+
+func TestExtensionNotOfferedFailsHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		compression bool
+		ext         string
+	}{
+		{"deflate not offered", false, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"unknown extension", true, "x-webkit-deflate-frame"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := rawServer(t, rawws.ServerOptions{ResponseHeader: http.Header{"Sec-Websocket-Extensions": {tc.ext}}})
+			rec := newRecorder()
+			rec.decide = func(Disconnect) Decision { return Stop() }
+			o := testOptions()
+			o.Compression = tc.compression
+			c := mustNew(t, srv.URL(), rec, o)
+			err := c.Run(ctxTimeout(t, 5*time.Second))
+			var he *HandshakeError
+			require.ErrorAs(t, err, &he)
+			assert.ErrorIs(t, err, errBadExtension)
+			assert.False(t, rec.next(t, "disconnect").disc.Connected)
+		})
+	}
+}
+
+func TestCompressionEcho(t *testing.T) {
+	var counted byteCount
+	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{EnableCompression: true}, counted: &counted})
+	rec := newRecorder()
+	ext := make(chan string, 1)
+	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
+	o := testOptions()
+	o.Compression = true
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Contains(t, <-ext, "permessage-deflate")
+	assert.Contains(t, srv.request(t).Header.Get("Sec-Websocket-Extensions"), "client_no_context_takeover")
+
+	ctx := ctxTimeout(t, 5*time.Second)
+	big := strings.Repeat("compress me, compress me well. ", 1<<15) // 1 MiB
+	read0, written0 := counted.read.Load(), counted.written.Load()
+	require.NoError(t, c.Send(ctx, TextFrame(big)))
+	f := rec.next(t, "frame").frame
+	assert.Equal(t, Text, f.Type)
+	assert.Equal(t, big, string(f.Data))
+	require.NoError(t, c.Send(ctx, BinaryFrame([]byte("small"))))
+	assert.Equal(t, "small", string(rec.next(t, "frame").frame.Data))
+	// 1 MiB each way went over the wire deflated.
+	up, down := counted.read.Load()-read0, counted.written.Load()-written0
+	t.Logf("1 MiB echoed with compression: %d bytes up, %d bytes down", up, down)
+	assert.Less(t, up, int64(64<<10))
+	assert.Less(t, down, int64(64<<10))
+}
+
+func TestCompressionOffByDefault(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{EnableCompression: true}})
+	rec := newRecorder()
+	ext := make(chan string, 1)
+	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Empty(t, <-ext)
+	assert.Empty(t, srv.request(t).Header.Values("Sec-Websocket-Extensions"))
+}
+
+func TestResponseHeadersInOnConnect(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{respHeader: http.Header{
+		"Set-Cookie": {"session=abc123; Path=/; HttpOnly"},
+		"X-Server":   {"test"},
+	}})
+	rec := newRecorder()
+	type seen struct {
+		cookies []*http.Cookie
+		server  string
+		status  int
+	}
+	got := make(chan seen, 1)
+	rec.onConnect = func(c *Conn) error {
+		r := c.Response()
+		got <- seen{r.Cookies(), r.Header.Get("X-Server"), r.StatusCode}
+		return nil
+	}
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	rec.next(t, "connect")
+	s := <-got
+	assert.Equal(t, http.StatusSwitchingProtocols, s.status)
+	assert.Equal(t, "test", s.server)
+	require.Len(t, s.cookies, 1)
+	assert.Equal(t, "session", s.cookies[0].Name)
+	assert.Equal(t, "abc123", s.cookies[0].Value)
+}
+
+// silentListener accepts TCP connections and never sends a byte; with tlsConf
+// it completes the TLS handshake first and then says nothing.
+type silentListener struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newSilentListener(t *testing.T, tlsConf *tls.Config) *silentListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &silentListener{ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if tlsConf != nil {
+					c = tls.Server(c, tlsConf)
+				}
+				io.Copy(io.Discard, c) // the TLS handshake, if any, runs on the first read
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
+	ca := newTestCA(t, "timeout CA")
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")}}
+	for _, tc := range []struct {
+		name   string
+		scheme string
+		tls    *tls.Config
+	}{
+		{"no upgrade answer over ws", "ws", nil},
+		{"no TLS handshake", "wss", nil},
+		{"no upgrade answer over wss", "wss", serverTLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := newSilentListener(t, tc.tls)
+			const timeout = 100 * time.Millisecond
+			var mu sync.Mutex
+			var starts []time.Time
+			var took []time.Duration
+			rec := newRecorder()
+			o := testOptions()
+			o.HandshakeTimeout = timeout
+			o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+			o.OnStateChange = func(sc StateChange) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch sc.To {
+				case Connecting:
+					starts = append(starts, time.Now())
+				case Reconnecting:
+					took = append(took, time.Since(starts[len(starts)-1]))
+				}
+			}
+			c := mustNew(t, tc.scheme+"://"+ln.ln.Addr().String()+"/", rec, o)
+			startClient(t, c)
+			for i := 1; i <= 2; i++ {
+				d := rec.next(t, "disconnect").disc
+				assert.Contains(t, d.Err.Error(), "timed out after 100ms")
+				var tlsErr *TLSError
+				assert.False(t, errors.As(d.Err, &tlsErr), "a timeout is not a certificate error")
+				assert.False(t, d.Suggested.IsStop(), "a timeout is retried")
+				assert.Equal(t, i, d.Attempt)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range took[:2] {
+				assert.GreaterOrEqual(t, d, timeout)
+				assert.Less(t, d, timeout+time.Second, "HandshakeTimeout bounds the attempt")
+			}
+			t.Logf("attempts took %v (HandshakeTimeout %v)", took[:2], timeout)
+		})
+	}
+}
+
+func TestReservedHeadersRejected(t *testing.T) {
+	for _, k := range []string{"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Connection"} {
+		_, err := New("ws://h/", BaseHandler{}, &Options{Header: http.Header{k: {"x"}}})
+		assert.ErrorContains(t, err, k)
+	}
+	// A HeaderFunc returning one fails the attempt, not the process.
+	rec := newRecorder()
+	rec.decide = func(Disconnect) Decision { return Stop() }
+	o := testOptions()
+	o.HeaderFunc = func(context.Context) (http.Header, error) {
+		return http.Header{"Sec-Websocket-Protocol": {"sneaky"}}, nil
+	}
+	c := mustNew(t, "ws://127.0.0.1:1/", rec, o)
+	assert.ErrorContains(t, c.Run(ctxTimeout(t, 5*time.Second)), "Sec-Websocket-Protocol")
+}
+
+func TestUnofferedExtension(t *testing.T) {
+	h := func(vs ...string) http.Header { return http.Header{"Sec-Websocket-Extensions": vs} }
+	assert.Equal(t, "", unofferedExtension(http.Header{}, false))
+	assert.Equal(t, "", unofferedExtension(h("permessage-deflate; client_no_context_takeover"), true))
+	assert.Equal(t, "", unofferedExtension(h(" Permessage-Deflate "), true))
+	assert.Equal(t, "permessage-deflate", unofferedExtension(h("permessage-deflate"), false))
+	assert.Equal(t, "x-foo", unofferedExtension(h("permessage-deflate, x-foo; a=1"), true))
+	assert.Equal(t, "x-foo", unofferedExtension(h("permessage-deflate", "x-foo"), true))
+}
+
+// echoThrough sends msg and waits for its echo.
+func echoThrough(t *testing.T, c *Client, rec *recorder, f Frame) {
+	t.Helper()
+	require.NoError(t, c.Send(ctxTimeout(t, 5*time.Second), f))
+	for {
+		got := rec.next(t, "frame").frame
+		if got.Type == f.Type && bytes.Equal(got.Data, f.Data) {
+			return
+		}
+		if got.Type != Ping && got.Type != Pong {
+			t.Fatalf("got %v %q, want the echo of %v", got.Type, got.Data, f.Type)
+		}
+	}
+}

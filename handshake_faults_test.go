@@ -1,0 +1,502 @@
+package wsclient
+
+// Handshake faults: servers that never answer, answer garbage, answer 101
+// without a valid Sec-WebSocket-Accept, hang up in the middle of the
+// handshake or of a frame. Each case checks: no panic, no hang (every wait is
+// bounded), a clear error in Disconnect.Err, and the policy's decision
+// (reconnect with backoff, or stop). The raw servers are internal/rawws; the
+// cuts in the middle of a frame also go through internal/faultproxy.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ff42ae21/wsclient/internal/rawws"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// hsOptions: a short handshake timeout and backoff.
+func hsOptions() *Options {
+	o := testOptions()
+	o.HandshakeTimeout = 200 * time.Millisecond
+	o.Backoff = Backoff{Initial: 2 * time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2}
+	return o
+}
+
+// hsAccept writes a valid 101 answer to req, plus extra header lines.
+func hsAccept(req *http.Request, w *bufio.Writer, extra ...string) {
+	fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
+		rawws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
+	for _, h := range extra {
+		w.WriteString(h + "\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
+// hsFault is one way to botch the handshake.
+type hsFault struct {
+	name string
+	// write answers the upgrade request (or not).
+	write func(req *http.Request, w *bufio.Writer)
+	// hangUp closes the TCP connection right after write; otherwise the server
+	// keeps it open, reading, until the client closes it.
+	hangUp bool
+	// want are substrings of Disconnect.Err's message.
+	want []string
+	// check, when set, checks Disconnect.Err further.
+	check func(t *testing.T, err error)
+}
+
+// hsServer answers the first faults connections with fault and the others
+// with a valid handshake followed by a text frame "ok"; it echoes the client's
+// close code.
+type hsServer struct {
+	*rawws.Server
+	n      atomic.Int32
+	faulty sync.Map // *http.Request -> struct{}
+}
+
+func newHSServer(t *testing.T, faults int, f hsFault) *hsServer {
+	t.Helper()
+	s := &hsServer{}
+	opts := rawws.ServerOptions{Handshake: func(req *http.Request, w *bufio.Writer) {
+		if int(s.n.Add(1)) > faults {
+			hsAccept(req, w)
+			return
+		}
+		s.faulty.Store(req, struct{}{})
+		f.write(req, w)
+	}}
+	srv, err := rawws.NewServerWith(opts, func(c *rawws.Conn) {
+		if _, bad := s.faulty.Load(c.Request()); bad {
+			if !f.hangUp {
+				c.ReadToEOF(5 * time.Second)
+			}
+			return
+		}
+		if c.WriteFrame(rawws.Text("ok")) != nil {
+			return
+		}
+		if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
+			c.WriteFrame(rawws.CloseFrame(code, ""))
+		}
+	})
+	require.NoError(t, err)
+	s.Server = srv
+	t.Cleanup(srv.Close)
+	return s
+}
+
+// hsNextData returns the next Text or Binary frame, skipping control frames.
+func hsNextData(t *testing.T, r *recorder) recEvent {
+	t.Helper()
+	for {
+		ev := r.next(t, "frame", "disconnect")
+		if ev.kind == "disconnect" {
+			t.Fatalf("disconnected while waiting for a frame: %v", ev.err)
+		}
+		if ev.frame.Type == Text || ev.frame.Type == Binary {
+			return ev
+		}
+	}
+}
+
+// hsRetryFaults are retried by the policy: three failures, then a valid server.
+var hsRetryFaults = []hsFault{
+	{
+		name:  "silent: accepts TCP, never answers",
+		write: func(*http.Request, *bufio.Writer) {},
+		want:  []string{"handshake with ws://127.0.0.1", "timed out after 200ms"},
+	},
+	{
+		name: "stalls in the middle of a header value",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upg")
+		},
+		want: []string{"timed out after 200ms"},
+	},
+	{
+		// The partial line "Conn" is handed to the header parser when the
+		// deadline strikes (bufio.Reader.ReadLine returns buffered bytes
+		// before the error), so the cause shows as a malformed header.
+		name: "stalls in the middle of a header name",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConn")
+		},
+		want: []string{"timed out after 200ms"},
+	},
+	{
+		name: "another protocol's greeting instead of HTTP",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("SSH-2.0-OpenSSH_9.2p1\r\n")
+		},
+		want: []string{"malformed HTTP", "SSH-2.0"},
+	},
+	{
+		name: "binary garbage, then hangs up",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			for i := range 512 {
+				w.WriteByte(byte(i*131 + 7))
+			}
+		},
+		hangUp: true,
+		want:   []string{"wsclient: dial ws://127.0.0.1"},
+	},
+	{
+		name: "101 with a malformed header line",
+		write: func(req *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n\r\n")
+		},
+		want: []string{"malformed MIME header"},
+	},
+	{
+		name: "101 without Sec-WebSocket-Accept",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		},
+		want:  []string{"HTTP 101", "Sec-WebSocket-Accept"},
+		check: hsIsHandshakeError(101),
+	},
+	{
+		name: "101 with a wrong Sec-WebSocket-Accept",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+				rawws.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
+		},
+		want:  []string{"HTTP 101", "Sec-WebSocket-Accept"},
+		check: hsIsHandshakeError(101),
+	},
+	{
+		name: "101 without Upgrade: websocket",
+		write: func(req *http.Request, w *bufio.Writer) {
+			fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+				rawws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
+		},
+		want:  []string{"HTTP 101", "Upgrade"},
+		check: hsIsHandshakeError(101),
+	},
+	{
+		name: "hangs up in the middle of the headers",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgr")
+		},
+		hangUp: true,
+		want:   []string{"unexpected EOF"},
+	},
+	{
+		// As above: the partial line reaches the header parser before the EOF.
+		name: "hangs up in the middle of a header name",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnec")
+		},
+		hangUp: true,
+		want:   []string{"EOF"},
+	},
+	{
+		name:   "hangs up without a byte",
+		write:  func(*http.Request, *bufio.Writer) {},
+		hangUp: true,
+		want:   []string{"EOF"},
+	},
+}
+
+func hsIsHandshakeError(status int) func(t *testing.T, err error) {
+	return func(t *testing.T, err error) {
+		var he *HandshakeError
+		if assert.ErrorAs(t, err, &he) {
+			assert.Equal(t, status, he.StatusCode)
+		}
+	}
+}
+
+// TestHandshakeFaultsRetried: each fault three times in a row, then the
+// server works. Each failure reaches OnDisconnect with a clear error, counts
+// as a consecutive attempt, is retried with the backoff's delay, and the
+// fourth attempt connects.
+func TestHandshakeFaultsRetried(t *testing.T) {
+	const faults = 3
+	for _, f := range hsRetryFaults {
+		t.Run(f.name, func(t *testing.T) {
+			chaosLeakCheck(t)
+			srv := newHSServer(t, faults, f)
+			rec := newRecorder()
+			c := mustNew(t, srv.URL(), rec, hsOptions())
+			wait := startClient(t, c)
+			for i := 1; i <= faults; i++ {
+				ev := rec.next(t, "disconnect", "connect")
+				require.Equal(t, "disconnect", ev.kind, "attempt %d must fail", i)
+				d := ev.disc
+				require.Error(t, d.Err)
+				assert.False(t, d.Connected)
+				assert.Equal(t, i, d.Attempt)
+				assert.False(t, d.Suggested.IsStop(), "the policy retries: %v", d.Err)
+				assert.Positive(t, d.Suggested.Delay(), "after the backoff's delay")
+				for _, want := range f.want {
+					assert.Contains(t, d.Err.Error(), want)
+				}
+				if f.check != nil {
+					f.check(t, d.Err)
+				}
+				if i == 1 {
+					t.Logf("Disconnect.Err: %v", d.Err)
+				}
+			}
+			ev := rec.next(t, "connect", "disconnect")
+			require.Equal(t, "connect", ev.kind, "the attempt after the faults connects: %v", ev.err)
+			assert.Equal(t, uint64(faults+1), ev.gen)
+			assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
+			require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+			require.NoError(t, wait())
+			assert.Equal(t, faults+1, srv.Accepted())
+			assert.Zero(t, rec.overlaps.Load())
+		})
+	}
+}
+
+// hsStopFaults: answers the policy stops on, since retrying cannot help.
+var hsStopFaults = []hsFault{
+	{
+		name: "101 with a subprotocol that was not offered",
+		write: func(req *http.Request, w *bufio.Writer) {
+			hsAccept(req, w, "Sec-WebSocket-Protocol: not-offered")
+		},
+		want:  []string{"HTTP 101", "subprotocol", "not-offered"},
+		check: hsIsHandshakeError(101),
+	},
+	{
+		name: "200 OK: not a WebSocket endpoint",
+		write: func(_ *http.Request, w *bufio.Writer) {
+			w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>")
+		},
+		hangUp: true,
+		want:   []string{"HTTP 200"},
+		check: func(t *testing.T, err error) {
+			var he *HandshakeError
+			if assert.ErrorAs(t, err, &he) {
+				assert.Equal(t, 200, he.StatusCode)
+				assert.Equal(t, "<html></html>", string(he.Body), "the body is kept for diagnosis")
+			}
+		},
+	},
+}
+
+// TestHandshakeFaultsStop: faults the policy stops on end Run with the error.
+func TestHandshakeFaultsStop(t *testing.T) {
+	for _, f := range hsStopFaults {
+		t.Run(f.name, func(t *testing.T) {
+			chaosLeakCheck(t)
+			srv := newHSServer(t, 100, f)
+			rec := newRecorder()
+			o := hsOptions()
+			o.Subprotocols = []string{"chat"}
+			c := mustNew(t, srv.URL(), rec, o)
+			wait := startClient(t, c)
+			d := rec.next(t, "disconnect").disc
+			assert.False(t, d.Connected)
+			assert.Equal(t, 1, d.Attempt)
+			assert.True(t, d.Suggested.IsStop(), "the policy stops: %v", d.Err)
+			for _, want := range f.want {
+				assert.Contains(t, d.Err.Error(), want)
+			}
+			if f.check != nil {
+				f.check(t, d.Err)
+			}
+			err := wait()
+			assert.Equal(t, d.Err, err, "Run returns the cause of the Stop")
+			assert.Equal(t, 1, srv.Accepted(), "no retry")
+			t.Logf("Run: %v", err)
+		})
+	}
+}
+
+// TestHandshakeFaultUnofferedExtension: a 101 that turns on an extension the
+// client did not offer must fail the connection (RFC 6455 4.1). Retrying the
+// same server cannot help; the policy's decision is logged.
+func TestHandshakeFaultUnofferedExtension(t *testing.T) {
+	chaosLeakCheck(t)
+	srv := newHSServer(t, 100, hsFault{write: func(req *http.Request, w *bufio.Writer) {
+		hsAccept(req, w, "Sec-WebSocket-Extensions: x-webkit-deflate-frame")
+	}})
+	rec := newRecorder()
+	rec.decide = func(Disconnect) Decision { return Stop() }
+	c := mustNew(t, srv.URL(), rec, hsOptions())
+	wait := startClient(t, c)
+	ev := rec.next(t, "disconnect", "connect")
+	require.Equal(t, "disconnect", ev.kind, "a connection with an unoffered extension must not open")
+	assert.Contains(t, ev.disc.Err.Error(), "x-webkit-deflate-frame")
+	hsIsHandshakeError(101)(t, ev.disc.Err)
+	t.Logf("Disconnect.Err: %v; policy suggests %v", ev.disc.Err, ev.disc.Suggested)
+	assert.Error(t, wait())
+}
+
+// TestHandshakeFaultClosedMidFrame: a valid handshake, then the server sends
+// half of a frame and closes TCP. The connection was open, so OnConnect and
+// OnDisconnect pair up; the half frame is never delivered; the cause is an
+// abnormal close (1006); the policy reconnects.
+func TestHandshakeFaultClosedMidFrame(t *testing.T) {
+	chaosLeakCheck(t)
+	const faults = 3
+	var n atomic.Int32
+	frame := rawws.Text(strings.Repeat("x", 200)).Encode()
+	srv, err := rawws.NewServer(func(c *rawws.Conn) {
+		if n.Add(1) <= faults {
+			c.WriteRaw(frame[:len(frame)/2])
+			return // closes TCP mid-frame
+		}
+		c.WriteFrame(rawws.Text("ok"))
+		if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
+			c.WriteFrame(rawws.CloseFrame(code, ""))
+		}
+	})
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	rec := newRecorder()
+	c := mustNew(t, srv.URL(), rec, hsOptions())
+	wait := startClient(t, c)
+	for i := 1; i <= faults; i++ {
+		ev := rec.next(t, "connect", "frame", "disconnect")
+		require.Equal(t, "connect", ev.kind)
+		require.Equal(t, uint64(i), ev.gen)
+		ev = rec.next(t, "connect", "frame", "disconnect")
+		require.Equal(t, "disconnect", ev.kind, "the half frame must not be delivered")
+		d := ev.disc
+		assert.True(t, d.Connected)
+		assert.Equal(t, i, d.Attempt)
+		assert.Equal(t, CloseAbnormal, CloseStatus(d.Err), "%v", d.Err)
+		assert.ErrorIs(t, d.Err, io.ErrUnexpectedEOF)
+		assert.False(t, d.Suggested.IsStop())
+		if i == 1 {
+			t.Logf("Disconnect.Err: %v", d.Err)
+		}
+	}
+	assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	require.NoError(t, wait())
+}
+
+// TestHandshakeFaultCutAfter cuts every connection through the fault proxy
+// after n bytes from the server: first inside the handshake response, then
+// inside a 256 KiB message. No truncated message is ever delivered, every
+// cut is retried, and once the cuts stop the message arrives intact.
+func TestHandshakeFaultCutAfter(t *testing.T) {
+	chaosLeakCheck(t)
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i*7 + i>>8)
+	}
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		if ws.WriteMessage(websocket.BinaryMessage, big) != nil {
+			return
+		}
+		echo(ws)
+	}})
+	px := newChaosProxy(t, srv.Listener.Addr().String())
+	px.CutAfter(60) // inside the 101 response (about 130 bytes)
+	rec := newRecorder()
+	c := mustNew(t, "ws://"+px.Addr()+"/", rec, hsOptions())
+	wait := startClient(t, c)
+
+	// next returns the next event, failing on a data frame: none may arrive
+	// while the cuts are on.
+	next := func() recEvent {
+		ev := rec.next(t, "connect", "disconnect", "frame")
+		if ev.kind == "frame" && (ev.frame.Type == Text || ev.frame.Type == Binary) {
+			t.Fatalf("a %d-byte message was delivered through a cut connection", len(ev.frame.Data))
+		}
+		return ev
+	}
+	for failed := 0; failed < 2; {
+		ev := next()
+		require.NotEqual(t, "connect", ev.kind, "a handshake cut in the middle cannot connect")
+		if ev.kind == "disconnect" {
+			// The message depends on where the cut falls (see the "hangs up
+			// in the middle of a header name" case of TestHandshakeFaultsRetried).
+			assert.False(t, ev.disc.Connected)
+			assert.False(t, ev.disc.Suggested.IsStop())
+			assert.Error(t, ev.disc.Err)
+			if failed == 0 {
+				t.Logf("cut in the handshake: %v", ev.disc.Err)
+			}
+			failed++
+		}
+	}
+
+	px.CutAfter(4096) // inside the 256 KiB message
+	for lost := 0; lost < 2; {
+		ev := next()
+		if ev.kind == "disconnect" && ev.disc.Connected {
+			assert.False(t, ev.disc.Suggested.IsStop())
+			assert.Equal(t, CloseAbnormal, CloseStatus(ev.disc.Err), "%v", ev.disc.Err)
+			if lost == 0 {
+				t.Logf("cut in a frame: %v", ev.disc.Err)
+			}
+			lost++
+		}
+	}
+
+	px.CutAfter(0)
+	// A connection made before that call may still be cut: skip its events.
+	for {
+		ev := rec.next(t, "connect", "disconnect", "frame")
+		if ev.kind == "frame" && (ev.frame.Type == Text || ev.frame.Type == Binary) {
+			assert.True(t, bytes.Equal(big, ev.frame.Data), "the message arrives intact once the cuts stop")
+			break
+		}
+	}
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	require.NoError(t, wait())
+}
+
+// TestHandshakeFaultEndlessHeader: a hostile server answers with a header line
+// that never ends. The client must give up after a bounded amount of response
+// (net/http's client stops at 10 MiB by default) instead of buffering whatever
+// arrives until HandshakeTimeout: 16 MiB within 1 s on loopback here,
+// gigabytes on a fast link with the default 10 s timeout.
+func TestHandshakeFaultEndlessHeader(t *testing.T) {
+	chaosLeakCheck(t)
+	const total = 16 << 20
+	var written atomic.Int64
+	chunk := bytes.Repeat([]byte("a"), 64<<10)
+	srv := newHSServer(t, 100, hsFault{write: func(_ *http.Request, w *bufio.Writer) {
+		w.WriteString("HTTP/1.1 101 Switching Protocols\r\nX-Junk: ")
+		for written.Load() < total {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			written.Add(int64(len(chunk)))
+		}
+	}})
+	discs := make(chan Disconnect, 1)
+	h := &recorder{events: make(chan recEvent, 100)}
+	h.decide = func(d Disconnect) Decision { discs <- d; return Stop() }
+	o := hsOptions()
+	o.HandshakeTimeout = time.Second
+	c := mustNew(t, srv.URL(), h, o)
+	start := time.Now()
+	wait := startClient(t, c)
+	var d Disconnect
+	select {
+	case d = <-discs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnDisconnect within 10s")
+	}
+	elapsed := time.Since(start)
+	t.Logf("after %v and %d MiB written by the server: %v", elapsed, written.Load()>>20, d.Err)
+	assert.Error(t, wait())
+	// A 1 MiB limit plus the socket buffers of both ends stays well below 8 MiB.
+	assert.Less(t, written.Load(), int64(8<<20), "the client kept reading a header line of %d MiB", written.Load()>>20)
+	assert.NotContains(t, d.Err.Error(), "timed out", "the client waited for HandshakeTimeout instead of failing on the size")
+	assert.False(t, errors.Is(d.Err, context.DeadlineExceeded))
+}
