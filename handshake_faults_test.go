@@ -323,7 +323,7 @@ func TestHandshakeFaultsStop(t *testing.T) {
 
 // TestHandshakeFaultUnofferedExtension: a 101 that turns on an extension the
 // client did not offer must fail the connection (RFC 6455 4.1). Retrying the
-// same server cannot help; the policy's decision is logged.
+// same server cannot help, so the policy stops.
 func TestHandshakeFaultUnofferedExtension(t *testing.T) {
 	chaosLeakCheck(t)
 	srv := newHSServer(t, 100, hsFault{write: func(req *http.Request, w *bufio.Writer) {
@@ -337,7 +337,7 @@ func TestHandshakeFaultUnofferedExtension(t *testing.T) {
 	require.Equal(t, "disconnect", ev.kind, "a connection with an unoffered extension must not open")
 	assert.Contains(t, ev.disc.Err.Error(), "x-webkit-deflate-frame")
 	hsIsHandshakeError(101)(t, ev.disc.Err)
-	t.Logf("Disconnect.Err: %v; policy suggests %v", ev.disc.Err, ev.disc.Suggested)
+	assert.True(t, ev.disc.Suggested.IsStop(), "policy suggests %v", ev.disc.Suggested)
 	assert.Error(t, wait())
 }
 

@@ -33,7 +33,7 @@ func suggest(cause error, bo *backoff.ExponentialBackOff) Decision {
 	case errors.As(cause, &he):
 		switch code := he.StatusCode; {
 		case code == http.StatusSwitchingProtocols:
-			if errors.Is(he.Err, errBadSubprotocol) {
+			if errors.Is(he.Err, errBadSubprotocol) || errors.Is(he.Err, errBadExtension) {
 				return Stop()
 			}
 		case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
