@@ -645,6 +645,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"ws://", nil, "no host"},
 		{"ws://host:port/", nil, "bad URL"},
 		{"ws://h/#frag", nil, "fragment"},
+		{"ws://user:secret@h/", nil, "credentials"},
 		{"ws://h/", &Options{PongTimeout: -1}, "PongTimeout"},
 		{"ws://h/", &Options{ReadLimit: -1}, "ReadLimit"},
 		{"ws://h/", &Options{OutboxSize: -1}, "OutboxSize"},

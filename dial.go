@@ -47,7 +47,9 @@ func (a *dialAttempt) dialContext(ctx context.Context, network, addr string) (ne
 	}
 	a.conn = conn
 	a.watched = &dialConn{Conn: conn, att: a}
-	return a.watched, nil
+	// The wire watcher (conn.go) follows the server's frames for what gorilla
+	// cannot check; it passes a proxy's answer and TLS records through.
+	return watchWire(a.watched), nil
 }
 
 // handshakeLimit bounds what the client reads from the server before the

@@ -220,6 +220,9 @@ func parseURL(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("wsclient: bad URL %q: no host", raw)
 	}
+	if u.User != nil {
+		return nil, fmt.Errorf("wsclient: bad URL %q: credentials in a WebSocket URL are not allowed; use Options.Header", u.Redacted())
+	}
 	if u.Fragment != "" {
 		return nil, fmt.Errorf("wsclient: bad URL %q: a WebSocket URL has no fragment", raw)
 	}

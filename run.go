@@ -235,7 +235,7 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 		c.cur = nil
 		c.mu.Unlock()
 	}()
-	if c.opts.InsecureSkipVerifyTLS || (c.opts.TLSConfig != nil && c.opts.TLSConfig.InsecureSkipVerify) {
+	if c.opts.InsecureSkipVerifyTLS {
 		if c.url.Scheme == "wss" {
 			c.opts.Logger.Warn("wsclient: connected WITHOUT verifying the server's TLS certificate", "url", c.url.Redacted())
 		}
