@@ -428,14 +428,17 @@ func (conn *Conn) readError(err error) error {
 // readLimitError tells apart the two causes of gorilla's ErrReadLimit. A message
 // over ReadLimit: gorilla has sent 1009 itself. A 64-bit payload length with its
 // most significant bit set (RFC 6455 5.2: it MUST be 0): gorilla sent nothing,
-// and the right answer is 1002. gorilla refuses a second close frame, so trying
-// to send the 1002 finds out which one happened.
+// and the right answer is 1002. The wire watcher saw which it was; without one,
+// trying to send the 1002 tells, since gorilla refuses a second close frame.
 func (conn *Conn) readLimitError() error {
-	if conn.closeSent.CompareAndSwap(false, true) {
+	if conn.wire == nil || conn.wire.badLength {
 		const reason = "invalid payload length"
-		msg := websocket.FormatCloseMessage(CloseProtocolError, reason)
-		err := conn.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(conn.client.opts.WriteTimeout))
-		if err == nil {
+		sent := false
+		if conn.closeSent.CompareAndSwap(false, true) {
+			msg := websocket.FormatCloseMessage(CloseProtocolError, reason)
+			sent = conn.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(conn.client.opts.WriteTimeout)) == nil
+		}
+		if sent || conn.wire != nil {
 			return &CloseError{Local: true, Code: CloseProtocolError, Reason: reason,
 				Err: errors.New("a 64-bit payload length with its most significant bit set")}
 		}
@@ -527,17 +530,18 @@ type wireConn struct {
 	net.Conn
 	upgrade atomic.Bool // the upgrade request was written: its response comes next
 
-	phase    wirePhase
-	line     uint8       // in the response: 0 at a line start, 1 after a lone '\r', 2 in a line
-	need     int         // bytes still to come of the extended length or mask key
-	length   uint64      // the payload length being read
-	masked   bool        // the current frame has a mask key
-	skip     uint64      // payload bytes still to pass
-	hold     []byte      // bytes read but not yet handed on, from the start of a frame; not yet followed
-	out      []byte      // bytes followed and due to be handed on, before anything else
-	err      error       // the socket's error, due after out
-	verdict  *CloseError // the first close frame fails the connection so
-	realCode int         // the first close frame's code, given to gorilla as 1000
+	phase     wirePhase
+	line      uint8       // in the response: 0 at a line start, 1 after a lone '\r', 2 in a line
+	need      int         // bytes still to come of the extended length or mask key
+	length    uint64      // the payload length being read
+	masked    bool        // the current frame has a mask key
+	skip      uint64      // payload bytes still to pass
+	hold      []byte      // bytes read but not yet handed on, from the start of a frame; not yet followed
+	out       []byte      // bytes followed and due to be handed on, before anything else
+	err       error       // the socket's error, due after out
+	verdict   *CloseError // the first close frame fails the connection so
+	realCode  int         // the first close frame's code, given to gorilla as 1000
+	badLength bool        // a 64-bit payload length had its most significant bit set
 }
 
 type wirePhase uint8
@@ -666,7 +670,8 @@ func (w *wireConn) follow(b []byte) ([]byte, int) {
 				w.need--
 			}
 			if w.need == 0 {
-				if w.length>>63 != 0 { // gorilla fails on it
+				if w.length>>63 != 0 { // gorilla fails on it, as over ReadLimit
+					w.badLength = true
 					w.phase = wireDone
 					return b, len(b)
 				}

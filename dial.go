@@ -2,6 +2,7 @@ package wsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,35 @@ type dialAttempt struct {
 	certRequested atomic.Bool // the server asked for a client certificate
 }
 
+// dialContext is the Dialer's NetDialContext: the attempt's socket, with the
+// wire watcher that lets the client judge the frames gorilla cannot (see
+// wireConn; under gorilla's own TLS it only passes bytes through).
 func (a *dialAttempt) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := a.dialRaw(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return watchWire(conn), nil
+}
+
+// dialTLSContext is the Dialer's NetDialTLSContext for wss without a proxy: the
+// TLS handshake is done here, so that the wire watcher sits above TLS.
+func (a *dialAttempt) dialTLSContext(cfg *tls.Config) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := a.dialRaw(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return watchWire(tc), nil
+	}
+}
+
+func (a *dialAttempt) dialRaw(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
@@ -49,7 +78,7 @@ func (a *dialAttempt) dialContext(ctx context.Context, network, addr string) (ne
 	a.watched = &dialConn{Conn: conn, att: a}
 	// The wire watcher (conn.go) follows the server's frames for what gorilla
 	// cannot check; it passes a proxy's answer and TLS records through.
-	return watchWire(a.watched), nil
+	return a.watched, nil
 }
 
 // handshakeLimit bounds what the client reads from the server before the
@@ -187,6 +216,12 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 		Subprotocols:      c.opts.Subprotocols,
 		EnableCompression: c.opts.Compression,
 		WriteBufferPool:   writeBufferPool,
+	}
+	if c.url.Scheme == "wss" && d.Proxy != nil {
+		// gorilla would do TLS to a proxy with NetDialTLSContext: only without one.
+		if p, err := d.Proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: c.url.Host}}); err == nil && p == nil {
+			d.NetDialTLSContext = att.dialTLSContext(tlsConf)
+		}
 	}
 	ws, resp, err := d.DialContext(ctx, c.url.String(), header)
 	if err != nil {

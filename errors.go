@@ -73,7 +73,7 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // CloseStatus returns the close code in err's chain, or -1 when there is none.
 func CloseStatus(err error) int {
 	var ce *CloseError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && ce != nil {
 		return ce.Code
 	}
 	return -1
