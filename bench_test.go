@@ -107,16 +107,29 @@ func benchWait(b *testing.B, ch <-chan struct{}) {
 	}
 }
 
+// discardServer reads and drops every message; gorilla answers the close.
+func discardServer(ws *websocket.Conn, _ *http.Request) {
+	for {
+		_, r, err := ws.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
+
 var benchSizes = []struct {
 	name string
 	size int
 }{{"64B", 64}, {"16KiB", 16 << 10}}
 
-// BenchmarkSend: Client.Send of a Binary frame to a server that drops the bytes.
+// BenchmarkSend: Client.Send of a Binary frame to a server that drops it.
 func BenchmarkSend(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
-			url, stopServer := benchServer(b, func(ws *websocket.Conn, _ *http.Request) { io.Copy(io.Discard, ws.NetConn()) })
+			url, stopServer := benchServer(b, discardServer)
 			defer stopServer()
 			c, stop := benchClient(b, url, nil)
 			defer stop()
@@ -140,7 +153,7 @@ func BenchmarkSend(b *testing.B) {
 func BenchmarkGorillaSend(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
-			url, stopServer := benchServer(b, func(ws *websocket.Conn, _ *http.Request) { io.Copy(io.Discard, ws.NetConn()) })
+			url, stopServer := benchServer(b, discardServer)
 			defer stopServer()
 			ws, _, err := (&websocket.Dialer{}).Dial(url, nil)
 			if err != nil {
@@ -163,7 +176,7 @@ func BenchmarkGorillaSend(b *testing.B) {
 
 // BenchmarkSendText64: as Send/64B with a Text frame (Send validates UTF-8).
 func BenchmarkSendText64(b *testing.B) {
-	url, stopServer := benchServer(b, func(ws *websocket.Conn, _ *http.Request) { io.Copy(io.Discard, ws.NetConn()) })
+	url, stopServer := benchServer(b, discardServer)
 	defer stopServer()
 	c, stop := benchClient(b, url, nil)
 	defer stop()

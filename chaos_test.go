@@ -99,28 +99,13 @@ func chaosServe(ids *atomic.Uint64, tick time.Duration) func(ws *websocket.Conn,
 			ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			return ws.WriteMessage(websocket.BinaryMessage, msg)
 		}
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		defer func() { close(done); wg.Wait() }()
-		if tick > 0 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tk := time.NewTicker(tick)
-				defer tk.Stop()
-				for {
-					select {
-					case <-done:
-						return
-					case <-tk.C:
-						if send(nil) != nil {
-							ws.NetConn().Close() // ends the read loop below
-							return
-						}
-					}
-				}
-			}()
-		}
+		defer everyTick(tick, func() error {
+			err := send(nil)
+			if err != nil {
+				ws.NetConn().Close() // ends the read loop below
+			}
+			return err
+		})()
 		for {
 			_, data, err := ws.ReadMessage()
 			if err != nil {
@@ -133,23 +118,59 @@ func chaosServe(ids *atomic.Uint64, tick time.Duration) func(ws *websocket.Conn,
 	}
 }
 
-func newChaosServer(t *testing.T, ids *atomic.Uint64, tick time.Duration) *testServer {
-	t.Helper()
-	return newTestServer(t, serverConfig{serve: chaosServe(ids, tick)})
+// chaosRig is a chaos server (see chaosServe) behind a fault proxy, and the
+// handler of the client that start runs through the proxy.
+type chaosRig struct {
+	ids  atomic.Uint64 // the server connection ids, across restarts
+	tick time.Duration
+	srv  *testServer
+	px   *faultproxy.Proxy
+	h    *chaosHandler
+	c    *Client
+	wait func() error
 }
 
-func chaosLiveConns(s *testServer) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.live)
+// newChaosRig checks t for leaked goroutines and starts the server, ticking
+// every tick, and the proxy.
+func newChaosRig(t *testing.T, tick time.Duration) *chaosRig {
+	t.Helper()
+	chaosLeakCheck(t)
+	r := &chaosRig{tick: tick, h: newChaosHandler()}
+	r.srv = newTestServer(t, serverConfig{serve: chaosServe(&r.ids, tick)})
+	r.px = newFaultProxy(t, r.srv.addr())
+	return r
 }
 
-func newChaosProxy(t *testing.T, upstream string) *faultproxy.Proxy {
+// restartServer starts a new server, on a new port, and points the proxy at it.
+func (r *chaosRig) restartServer(t *testing.T) {
 	t.Helper()
-	px, err := faultproxy.New(upstream)
-	require.NoError(t, err)
-	t.Cleanup(func() { px.Close() })
-	return px
+	r.srv = newTestServer(t, serverConfig{serve: chaosServe(&r.ids, r.tick)})
+	r.px.SetUpstream(r.srv.addr())
+}
+
+// start runs a client with options o through the proxy.
+func (r *chaosRig) start(t *testing.T, o *Options) *Client {
+	t.Helper()
+	r.c = mustNew(t, "ws://"+r.px.Addr()+"/", r.h, o)
+	r.wait = startClient(t, r.c)
+	return r.c
+}
+
+// stop closes the client normally and checks that Run returns nil.
+func (r *chaosRig) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, r.c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	require.NoError(t, r.wait())
+}
+
+// verify stops the senders (if any), checks their count and the handler's
+// invariants.
+func (r *chaosRig) verify(t *testing.T, snd *chaosSenders) {
+	t.Helper()
+	if snd != nil {
+		snd.finish(t)
+	}
+	r.h.verify(t, snd)
 }
 
 type chaosKey struct {
@@ -500,32 +521,27 @@ func (s *chaosSenders) finish(t *testing.T) {
 // one on a new port behind the proxy. Every other time the server stays down
 // until the client has failed an attempt; otherwise it comes back at once.
 func TestChaosServerKilledAndRestarted50Times(t *testing.T) {
-	chaosLeakCheck(t)
 	const restarts = 50
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 2*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	h := newChaosHandler()
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, chaosOptions())
-	wait := startClient(t, c)
+	r := newChaosRig(t, 2*time.Millisecond)
+	h, px := r.h, r.px
+	c := r.start(t, chaosOptions())
 	snd := startChaosSenders(c, 3, 32, 1_000_000, time.Millisecond)
 	start := time.Now()
 
 	gen := h.waitConnected(t, 0, 2)
 	for i := range restarts {
 		_, _, _, failed := h.snapshot()
-		srv.Close() // kill: every connection dropped without a close frame
+		r.srv.Close() // kill: every connection dropped without a close frame
 		if i%2 == 1 {
 			h.waitFor(t, "a failed attempt while the server is down", func() bool { return h.failed > failed })
 		}
-		srv = newChaosServer(t, &ids, 2*time.Millisecond)
-		px.SetUpstream(srv.Listener.Addr().String())
+		r.restartServer(t)
 		gen = h.waitConnected(t, gen, 2)
 	}
 	t.Logf("%d restarts in %v", restarts, time.Since(start))
 
-	require.Eventually(t, func() bool { return px.Live() == 1 && chaosLiveConns(srv) == 1 }, 5*time.Second, time.Millisecond,
-		"exactly one live connection (proxy links %d, server connections %d)", px.Live(), chaosLiveConns(srv))
+	require.Eventually(t, func() bool { return px.Live() == 1 && r.srv.liveConns() == 1 }, 5*time.Second, time.Millisecond,
+		"exactly one live connection (proxy links %d, server connections %d)", px.Live(), r.srv.liveConns())
 	// Still one, and the same, after 20 more server frames.
 	h.mu.Lock()
 	ticks := h.ticks
@@ -534,29 +550,23 @@ func TestChaosServerKilledAndRestarted50Times(t *testing.T) {
 	g, connects, lost, failed := h.snapshot()
 	assert.Equal(t, gen, g, "no reconnect once the server stays up")
 	assert.Equal(t, 1, px.Live(), "live links through the proxy")
-	assert.Equal(t, 1, chaosLiveConns(srv), "live connections on the server")
+	assert.Equal(t, 1, r.srv.liveConns(), "live connections on the server")
 	assert.Equal(t, Open, c.State())
 	assert.Equal(t, restarts+1, connects)
 	assert.Equal(t, restarts, lost)
 	t.Logf("connects %d, lost %d, failed attempts %d, proxy accepted %d", connects, lost, failed, px.Accepted())
 
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, "done"))
-	require.NoError(t, wait())
-	snd.finish(t)
-	h.verify(t, snd)
+	r.stop(t)
+	r.verify(t, snd)
 	require.Eventually(t, func() bool { return px.Live() == 0 }, 5*time.Second, time.Millisecond)
 }
 
 // TestChaosConnectionReset resets (TCP RST both ways) the connection 10 times:
 // each is a lost connection that the policy reconnects.
 func TestChaosConnectionReset(t *testing.T) {
-	chaosLeakCheck(t)
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 2*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	h := newChaosHandler()
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, chaosOptions())
-	wait := startClient(t, c)
+	r := newChaosRig(t, 2*time.Millisecond)
+	h, px := r.h, r.px
+	c := r.start(t, chaosOptions())
 	snd := startChaosSenders(c, 3, 64, 1_000_000, time.Millisecond)
 
 	gen := h.waitConnected(t, 0, 2)
@@ -564,11 +574,9 @@ func TestChaosConnectionReset(t *testing.T) {
 		px.ResetAll()
 		gen = h.waitConnected(t, gen, 2)
 	}
-	require.Eventually(t, func() bool { return px.Live() == 1 && chaosLiveConns(srv) == 1 }, 5*time.Second, time.Millisecond)
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-	require.NoError(t, wait())
-	snd.finish(t)
-	h.verify(t, snd)
+	require.Eventually(t, func() bool { return px.Live() == 1 && r.srv.liveConns() == 1 }, 5*time.Second, time.Millisecond)
+	r.stop(t)
+	r.verify(t, snd)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -589,18 +597,14 @@ func TestChaosConnectionReset(t *testing.T) {
 // keepalive on, every frame arrives intact and in order, the keepalive RTT
 // shows the delay, and a reconnect and the close handshake work through it.
 func TestChaosLatency300ms(t *testing.T) {
-	chaosLeakCheck(t)
 	const latency = 300 * time.Millisecond
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 20*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	h := newChaosHandler()
+	r := newChaosRig(t, 20*time.Millisecond)
+	h, px := r.h, r.px
 	o := chaosOptions()
 	// PingInterval above the RTT (see TestChaosKeepaliveRTTAboveInterval).
 	o.PingInterval, o.PongTimeout = time.Second, time.Second
 	o.CloseTimeout = 3 * time.Second
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, o)
-	wait := startClient(t, c)
+	c := r.start(t, o)
 	gen := h.waitConnected(t, 0, 2)
 
 	px.SetLatency(latency)
@@ -619,11 +623,9 @@ func TestChaosLatency300ms(t *testing.T) {
 	px.ResetAll()
 	h.waitConnected(t, gen, 2)
 	closeStart := time.Now()
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-	require.NoError(t, wait())
+	r.stop(t)
 	assert.Less(t, time.Since(closeStart), o.CloseTimeout, "the server answered the close through the delay")
-	snd.finish(t)
-	h.verify(t, snd)
+	r.verify(t, snd)
 	assert.Equal(t, 40, snd.ok, "every Send on the open connection succeeded")
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -639,16 +641,12 @@ func TestChaosLatency300ms(t *testing.T) {
 // connection survives, with keepalive on, and every frame arrives intact and
 // in order, at the capped rate.
 func TestChaosBandwidthCap(t *testing.T) {
-	chaosLeakCheck(t)
 	const rate = 64 << 10
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 50*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	h := newChaosHandler()
+	r := newChaosRig(t, 50*time.Millisecond)
+	h, px := r.h, r.px
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 50*time.Millisecond, time.Second
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, o)
-	wait := startClient(t, c)
+	c := r.start(t, o)
 	gen := h.waitConnected(t, 0, 1)
 
 	px.SetBandwidth(rate)
@@ -666,10 +664,8 @@ func TestChaosBandwidthCap(t *testing.T) {
 	t.Logf("48 KiB echoed at %d KiB/s in %v", rate>>10, elapsed)
 
 	px.SetBandwidth(0)
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-	require.NoError(t, wait())
-	snd.finish(t)
-	h.verify(t, snd)
+	r.stop(t)
+	r.verify(t, snd)
 	assert.Equal(t, 24, snd.ok)
 }
 
@@ -678,17 +674,13 @@ func TestChaosBandwidthCap(t *testing.T) {
 // path is dead, and the client reconnects once it is back. Close on a dead
 // path returns after CloseTimeout.
 func TestChaosBlackhole(t *testing.T) {
-	chaosLeakCheck(t)
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 5*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	h := newChaosHandler()
+	r := newChaosRig(t, 5*time.Millisecond)
+	h, px := r.h, r.px
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 50*time.Millisecond, 150*time.Millisecond
 	o.HandshakeTimeout = 300 * time.Millisecond
 	o.CloseTimeout = 300 * time.Millisecond
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, o)
-	wait := startClient(t, c)
+	c := r.start(t, o)
 	snd := startChaosSenders(c, 2, 32, 1_000_000, 2*time.Millisecond)
 	gen := h.waitConnected(t, 0, 5)
 
@@ -716,12 +708,10 @@ func TestChaosBlackhole(t *testing.T) {
 	// Close on a dead path: bounded by CloseTimeout.
 	px.Blackhole(true)
 	closeStart := time.Now()
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-	require.NoError(t, wait())
+	r.stop(t)
 	assert.Less(t, time.Since(closeStart), o.CloseTimeout+time.Second)
 	px.Blackhole(false)
-	snd.finish(t)
-	h.verify(t, snd)
+	r.verify(t, snd)
 	require.Eventually(t, func() bool { return px.Live() == 0 }, 5*time.Second, time.Millisecond)
 }
 
@@ -729,17 +719,13 @@ func TestChaosBlackhole(t *testing.T) {
 // longer than PingInterval (100 ms), the connection survives and Conn.RTT
 // still reports the round trip of the keepalive pings.
 func TestChaosKeepaliveRTTAboveInterval(t *testing.T) {
-	chaosLeakCheck(t)
 	const latency = 150 * time.Millisecond
-	var ids atomic.Uint64
-	srv := newChaosServer(t, &ids, 20*time.Millisecond)
-	px := newChaosProxy(t, srv.Listener.Addr().String())
-	px.SetLatency(latency)
-	h := newChaosHandler()
+	r := newChaosRig(t, 20*time.Millisecond)
+	h := r.h
+	r.px.SetLatency(latency)
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 100*time.Millisecond, time.Second
-	c := mustNew(t, "ws://"+px.Addr()+"/", h, o)
-	wait := startClient(t, c)
+	r.start(t, o)
 	h.waitConnected(t, 0, 2)
 	ok := assert.Eventually(t, func() bool {
 		h.mu.Lock()
@@ -751,9 +737,8 @@ func TestChaosKeepaliveRTTAboveInterval(t *testing.T) {
 	h.mu.Unlock()
 	t.Logf("RTT() = %v after %d pongs", rtt, pongs)
 	assert.Positive(t, pongs, "pongs arrived")
-	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-	require.NoError(t, wait())
-	h.verify(t, nil)
+	r.stop(t)
+	r.verify(t, nil)
 	if !ok {
 		t.Log("hint: a pong must be matched to the ping it answers, not only to the last ping sent: " +
 			"with RTT > PingInterval every pong answers an older ping")

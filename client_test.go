@@ -389,38 +389,34 @@ func TestOutboxFailsOnCloseAndCtx(t *testing.T) {
 	assert.NoError(t, wait())
 }
 
-func TestInvalidUTF8FromServerFails1007(t *testing.T) {
+// checkServerMessageFails: the server sends one message of type mt that the
+// client, with options o, must refuse with close code want. The connection
+// fails with want, the policy stops, and the server is told want.
+func checkServerMessageFails(t *testing.T, mt int, data []byte, o *Options, want int) {
+	t.Helper()
 	closeCode := make(chan int, 1)
 	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
 		ws.SetCloseHandler(func(code int, _ string) error { closeCode <- code; return nil })
-		ws.WriteMessage(websocket.TextMessage, []byte{'o', 'k', 0xc3, 0x28})
+		ws.WriteMessage(mt, data)
 		ws.ReadMessage()
 	}})
 	rec := newRecorder()
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
-	startClient(t, c)
-	d := rec.next(t, "disconnect").disc
-	assert.Equal(t, CloseInvalidPayload, CloseStatus(d.Err))
-	assert.True(t, d.Suggested.IsStop())
-	assert.Equal(t, CloseInvalidPayload, <-closeCode)
-}
-
-func TestOversizeMessageFails1009(t *testing.T) {
-	closeCode := make(chan int, 1)
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
-		ws.SetCloseHandler(func(code int, _ string) error { closeCode <- code; return nil })
-		ws.WriteMessage(websocket.BinaryMessage, make([]byte, 2000))
-		ws.ReadMessage()
-	}})
-	rec := newRecorder()
-	o := testOptions()
-	o.ReadLimit = 1000
 	c := mustNew(t, srv.wsURL(), rec, o)
 	startClient(t, c)
 	d := rec.next(t, "disconnect").disc
-	assert.Equal(t, CloseMessageTooBig, CloseStatus(d.Err))
+	assert.Equal(t, want, CloseStatus(d.Err))
 	assert.True(t, d.Suggested.IsStop())
-	assert.Equal(t, CloseMessageTooBig, <-closeCode)
+	assert.Equal(t, want, <-closeCode)
+}
+
+func TestInvalidUTF8FromServerFails1007(t *testing.T) {
+	checkServerMessageFails(t, websocket.TextMessage, []byte{'o', 'k', 0xc3, 0x28}, testOptions(), CloseInvalidPayload)
+}
+
+func TestOversizeMessageFails1009(t *testing.T) {
+	o := testOptions()
+	o.ReadLimit = 1000
+	checkServerMessageFails(t, websocket.BinaryMessage, make([]byte, 2000), o, CloseMessageTooBig)
 }
 
 func TestCallbackErrorAndPanicFail1011(t *testing.T) {
@@ -625,7 +621,7 @@ func TestHeaderFuncAndDecisionHeaders(t *testing.T) {
 	c := mustNew(t, srv.wsURL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
-	h1, h2 := <-srv.headers, <-srv.headers
+	h1, h2 := srv.request(t).Header, srv.request(t).Header
 	assert.Equal(t, "Bearer 1", h1.Get("Authorization"))
 	assert.Equal(t, "1", h1.Get("X-Static"))
 	assert.Equal(t, "Bearer 2", h2.Get("Authorization"))

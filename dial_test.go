@@ -8,10 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -25,145 +23,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// wsServerOpts shapes a wsServer: the knobs of serverConfig plus TLS, response
-// headers and byte counting, which the dial and TLS tests need.
-type wsServerOpts struct {
-	upgrader   websocket.Upgrader
-	tls        *tls.Config // serve wss with this config (nil: ws)
-	respHeader http.Header // added to the 101 response
-	// before runs before the upgrade; returning false means it answered itself.
-	before func(w http.ResponseWriter, r *http.Request, n int) bool
-	// serve replaces the echo loop.
-	serve func(ws *websocket.Conn, n int)
-	// counted, when set, counts the bytes the server reads and writes.
-	counted *byteCount
-}
-
-// seenRequest is what a wsServer saw of one handshake request.
-type seenRequest struct {
-	Header http.Header
-	TLS    *tls.ConnectionState
-}
-
-// wsServer is a gorilla echo server on loopback, ws or wss, that counts
-// connections, records the requests and closes every socket at cleanup.
-type wsServer struct {
-	*httptest.Server
-	conns    atomic.Int32
-	requests chan seenRequest
-	mu       sync.Mutex
-	live     map[*websocket.Conn]bool
-	wg       sync.WaitGroup
-}
-
-func newWSServer(t *testing.T, o wsServerOpts) *wsServer {
-	t.Helper()
-	s := &wsServer{live: map[*websocket.Conn]bool{}, requests: make(chan seenRequest, 1000)}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.wg.Add(1)
-		defer s.wg.Done()
-		n := int(s.conns.Add(1))
-		select {
-		case s.requests <- seenRequest{Header: r.Header.Clone(), TLS: r.TLS}:
-		default:
-		}
-		if o.before != nil && !o.before(w, r, n) {
-			return
-		}
-		ws, err := o.upgrader.Upgrade(w, r, o.respHeader)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.live[ws] = true
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.live, ws)
-			s.mu.Unlock()
-			ws.Close()
-		}()
-		if o.serve != nil {
-			o.serve(ws, n)
-			return
-		}
-		echo(ws)
-	}))
-	s.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS handshake errors are expected
-	if o.counted != nil {
-		s.Listener = &countingListener{Listener: s.Listener, n: o.counted}
-	}
-	if o.tls != nil {
-		s.TLS = o.tls
-		s.StartTLS()
-	} else {
-		s.Start()
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *wsServer) Close() {
-	s.mu.Lock()
-	for ws := range s.live {
-		ws.NetConn().Close()
-	}
-	s.mu.Unlock()
-	s.Server.CloseClientConnections()
-	s.Server.Close()
-	s.wg.Wait()
-}
-
-// wsURL is the server's ws:// or wss:// URL, on 127.0.0.1.
-func (s *wsServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
-
-// addr is the server's 127.0.0.1:port.
-func (s *wsServer) addr() string { return s.Listener.Addr().String() }
-
-// request returns the next request the server saw.
-func (s *wsServer) request(t *testing.T) seenRequest {
-	t.Helper()
-	select {
-	case r := <-s.requests:
-		return r
-	case <-time.After(5 * time.Second):
-		t.Fatal("no request within 5s")
-		return seenRequest{}
-	}
-}
-
-type byteCount struct{ read, written atomic.Int64 }
-
-type countingListener struct {
-	net.Listener
-	n *byteCount
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, n: l.n}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	n *byteCount
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.n.read.Add(int64(n))
-	return n, err
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.n.written.Add(int64(n))
-	return n, err
-}
 
 // connectProxy is an HTTP CONNECT proxy on 127.0.0.1, written for the tests.
 type connectProxy struct {
@@ -278,7 +137,7 @@ func (p *connectProxy) serve(c net.Conn) {
 }
 
 func TestProxyHTTPConnectWS(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{})
+	srv := newTestServer(t, serverConfig{})
 	px := newConnectProxy(t, map[string]string{"echo.test:80": srv.addr()})
 	rec := newRecorder()
 	remote := make(chan net.Addr, 1)
@@ -297,7 +156,7 @@ func TestProxyHTTPConnectWS(t *testing.T) {
 
 func TestProxyHTTPConnectWSSVerifiesTheTarget(t *testing.T) {
 	ca := newTestCA(t, "proxy test CA")
-	srv := newWSServer(t, wsServerOpts{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
+	srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
 	px := newConnectProxy(t, map[string]string{"echo.test:443": srv.addr()})
 	px.user, px.pass = "alice", "s3cret"
 
@@ -317,7 +176,7 @@ func TestProxyHTTPConnectWSSVerifiesTheTarget(t *testing.T) {
 }
 
 func TestProxyRefusalIsReportedAndRetried(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{})
+	srv := newTestServer(t, serverConfig{})
 	px := newConnectProxy(t, nil)
 	px.user, px.pass = "alice", "s3cret"
 	rec := newRecorder()
@@ -343,7 +202,7 @@ func TestProxyDefaultIsFromEnvironment(t *testing.T) {
 }
 
 func TestSubprotocolOfferedAndChosen(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{Subprotocols: []string{"v2", "v1"}}})
+	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{Subprotocols: []string{"v2", "v1"}}})
 	rec := newRecorder()
 	chosen := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
@@ -357,7 +216,7 @@ func TestSubprotocolOfferedAndChosen(t *testing.T) {
 }
 
 func TestSubprotocolNoneChosenIsFine(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{})
+	srv := newTestServer(t, serverConfig{})
 	rec := newRecorder()
 	chosen := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
@@ -430,7 +289,7 @@ func TestExtensionNotOfferedFailsHandshake(t *testing.T) {
 
 func TestCompressionEcho(t *testing.T) {
 	var counted byteCount
-	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{EnableCompression: true}, counted: &counted})
+	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true}, counted: &counted})
 	rec := newRecorder()
 	ext := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
@@ -459,7 +318,7 @@ func TestCompressionEcho(t *testing.T) {
 }
 
 func TestCompressionOffByDefault(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{EnableCompression: true}})
+	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true}})
 	rec := newRecorder()
 	ext := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
@@ -471,7 +330,7 @@ func TestCompressionOffByDefault(t *testing.T) {
 }
 
 func TestResponseHeadersInOnConnect(t *testing.T) {
-	srv := newWSServer(t, wsServerOpts{respHeader: http.Header{
+	srv := newTestServer(t, serverConfig{respHeader: http.Header{
 		"Set-Cookie": {"session=abc123; Path=/; HttpOnly"},
 		"X-Server":   {"test"},
 	}})

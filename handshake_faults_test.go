@@ -59,6 +59,27 @@ type hsFault struct {
 	check func(t *testing.T, err error)
 }
 
+// checkErr checks Disconnect.Err against want and check.
+func (f hsFault) checkErr(t *testing.T, err error) {
+	t.Helper()
+	for _, want := range f.want {
+		assert.Contains(t, err.Error(), want)
+	}
+	if f.check != nil {
+		f.check(t, err)
+	}
+}
+
+// hsServeOK sends a text frame "ok", then echoes the client's close code.
+func hsServeOK(c *rawws.Conn) {
+	if c.WriteFrame(rawws.Text("ok")) != nil {
+		return
+	}
+	if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
+		c.WriteFrame(rawws.CloseFrame(code, ""))
+	}
+}
+
 // hsServer answers the first faults connections with fault and the others
 // with a valid handshake followed by a text frame "ok"; it echoes the client's
 // close code.
@@ -86,12 +107,7 @@ func newHSServer(t *testing.T, faults int, f hsFault) *hsServer {
 			}
 			return
 		}
-		if c.WriteFrame(rawws.Text("ok")) != nil {
-			return
-		}
-		if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
-			c.WriteFrame(rawws.CloseFrame(code, ""))
-		}
+		hsServeOK(c)
 	})
 	require.NoError(t, err)
 	s.Server = srv
@@ -243,12 +259,7 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 				assert.Equal(t, i, d.Attempt)
 				assert.False(t, d.Suggested.IsStop(), "the policy retries: %v", d.Err)
 				assert.Positive(t, d.Suggested.Delay(), "after the backoff's delay")
-				for _, want := range f.want {
-					assert.Contains(t, d.Err.Error(), want)
-				}
-				if f.check != nil {
-					f.check(t, d.Err)
-				}
+				f.checkErr(t, d.Err)
 				if i == 1 {
 					t.Logf("Disconnect.Err: %v", d.Err)
 				}
@@ -307,12 +318,7 @@ func TestHandshakeFaultsStop(t *testing.T) {
 			assert.False(t, d.Connected)
 			assert.Equal(t, 1, d.Attempt)
 			assert.True(t, d.Suggested.IsStop(), "the policy stops: %v", d.Err)
-			for _, want := range f.want {
-				assert.Contains(t, d.Err.Error(), want)
-			}
-			if f.check != nil {
-				f.check(t, d.Err)
-			}
+			f.checkErr(t, d.Err)
 			err := wait()
 			assert.Equal(t, d.Err, err, "Run returns the cause of the Stop")
 			assert.Equal(t, 1, srv.Accepted(), "no retry")
@@ -355,10 +361,7 @@ func TestHandshakeFaultClosedMidFrame(t *testing.T) {
 			c.WriteRaw(frame[:len(frame)/2])
 			return // closes TCP mid-frame
 		}
-		c.WriteFrame(rawws.Text("ok"))
-		if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
-			c.WriteFrame(rawws.CloseFrame(code, ""))
-		}
+		hsServeOK(c)
 	})
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
@@ -402,7 +405,7 @@ func TestHandshakeFaultCutAfter(t *testing.T) {
 		}
 		echo(ws)
 	}})
-	px := newChaosProxy(t, srv.Listener.Addr().String())
+	px := newFaultProxy(t, srv.addr())
 	px.CutAfter(60) // inside the 101 response (about 130 bytes)
 	rec := newRecorder()
 	c := mustNew(t, "ws://"+px.Addr()+"/", rec, hsOptions())

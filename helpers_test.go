@@ -2,7 +2,10 @@ package wsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/faultproxy"
 	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -123,40 +128,52 @@ func (r *recorder) next(t *testing.T, kinds ...string) recEvent {
 	}
 }
 
-// serverConfig shapes the test echo server.
+// serverConfig shapes the test server; the zero value is a ws echo server.
 type serverConfig struct {
-	upgrader websocket.Upgrader
+	upgrader   websocket.Upgrader
+	tls        *tls.Config // serve wss with this config (nil: ws)
+	respHeader http.Header // added to the 101 response
 	// before runs before the upgrade; returning false means it answered itself.
 	before func(w http.ResponseWriter, r *http.Request, n int) bool
 	// serve replaces the echo loop.
 	serve func(ws *websocket.Conn, n int)
+	// counted, when set, counts the bytes the server reads and writes.
+	counted *byteCount
 }
 
-// testServer is a gorilla echo server on loopback that counts connections.
+// seenRequest is what a testServer saw of one handshake request.
+type seenRequest struct {
+	Header http.Header
+	TLS    *tls.ConnectionState
+}
+
+// testServer is a gorilla echo server on loopback, ws or wss, that counts
+// connections, records the requests and closes every socket at cleanup. Its
+// error log is discarded: the TLS tests fail handshakes on purpose.
 type testServer struct {
 	*httptest.Server
-	conns   atomic.Int32
-	mu      sync.Mutex
-	live    map[*websocket.Conn]bool
-	wg      sync.WaitGroup
-	headers chan http.Header
+	conns    atomic.Int32
+	requests chan seenRequest
+	mu       sync.Mutex
+	live     map[*websocket.Conn]bool
+	wg       sync.WaitGroup
 }
 
 func newTestServer(t *testing.T, cfg serverConfig) *testServer {
 	t.Helper()
-	s := &testServer{live: map[*websocket.Conn]bool{}, headers: make(chan http.Header, 1000)}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := &testServer{live: map[*websocket.Conn]bool{}, requests: make(chan seenRequest, 1000)}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		defer s.wg.Done()
 		n := int(s.conns.Add(1))
 		select {
-		case s.headers <- r.Header.Clone():
+		case s.requests <- seenRequest{Header: r.Header.Clone(), TLS: r.TLS}:
 		default:
 		}
 		if cfg.before != nil && !cfg.before(w, r, n) {
 			return
 		}
-		ws, err := cfg.upgrader.Upgrade(w, r, nil)
+		ws, err := cfg.upgrader.Upgrade(w, r, cfg.respHeader)
 		if err != nil {
 			return
 		}
@@ -175,25 +192,95 @@ func newTestServer(t *testing.T, cfg serverConfig) *testServer {
 		}
 		echo(ws)
 	}))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if cfg.counted != nil {
+		s.Listener = &countingListener{Listener: s.Listener, n: cfg.counted}
+	}
+	if cfg.tls != nil {
+		s.TLS = cfg.tls
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }
 
 func (s *testServer) Close() {
-	s.mu.Lock()
-	for ws := range s.live {
-		ws.NetConn().Close()
-	}
-	s.mu.Unlock()
+	s.dropLive()
 	s.Server.CloseClientConnections()
 	s.Server.Close()
 	s.wg.Wait()
 }
 
+// dropLive closes the socket of every live connection, without a close frame.
+func (s *testServer) dropLive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ws := range s.live {
+		ws.NetConn().Close()
+	}
+}
+
+// liveConns is the number of upgraded connections whose handler still runs.
+func (s *testServer) liveConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}
+
+// wsURL is the server's ws:// or wss:// URL, on 127.0.0.1.
+func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+// addr is the server's 127.0.0.1:port.
+func (s *testServer) addr() string { return s.Listener.Addr().String() }
+
+// request returns the next request the server saw.
+func (s *testServer) request(t *testing.T) seenRequest {
+	t.Helper()
+	select {
+	case r := <-s.requests:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request within 5s")
+		return seenRequest{}
+	}
+}
+
+type byteCount struct{ read, written atomic.Int64 }
+
+type countingListener struct {
+	net.Listener
+	n *byteCount
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: l.n}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *byteCount
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.written.Add(int64(n))
+	return n, err
+}
+
 // discardRaw reads and drops the socket's bytes, answering nothing, until it closes.
 func discardRaw(ws *websocket.Conn) { io.Copy(io.Discard, ws.NetConn()) }
-
-func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
 
 // echo sends every message back until the connection ends.
 func echo(ws *websocket.Conn) {
@@ -206,6 +293,46 @@ func echo(ws *websocket.Conn) {
 			return
 		}
 	}
+}
+
+// everyTick calls write every tick on a goroutine of its own until write fails
+// or stop is called; stop waits for the goroutine. With tick <= 0 it does nothing.
+func everyTick(tick time.Duration, write func() error) (stop func()) {
+	if tick <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				if write() != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// newFaultProxy puts a fault proxy in front of upstream. Its cleanup runs
+// after the client's (registered later), and lifts any blackhole first.
+func newFaultProxy(t *testing.T, upstream string) *faultproxy.Proxy {
+	t.Helper()
+	px, err := faultproxy.New(upstream)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		px.Blackhole(false)
+		px.Close()
+	})
+	return px
 }
 
 // startClient runs c in the background; the returned func waits for Run's result.

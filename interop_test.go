@@ -179,7 +179,7 @@ func interopGorillaUpstream(t *testing.T, compression bool) *testServer {
 
 func TestInteropNginxWSS(t *testing.T) {
 	srv := interopGorillaUpstream(t, false)
-	p := peers.StartNginxWSS(t, srv.Listener.Addr().String())
+	p := peers.StartNginxWSS(t, srv.addr())
 	o := interopOptions()
 	o.TLSConfig = p.TLSConfig()
 	interopRoundTrips(t, p.URL, o)
@@ -187,7 +187,7 @@ func TestInteropNginxWSS(t *testing.T) {
 
 func TestInteropNginxWSSDeflate(t *testing.T) {
 	srv := interopGorillaUpstream(t, true)
-	p := peers.StartNginxWSS(t, srv.Listener.Addr().String())
+	p := peers.StartNginxWSS(t, srv.addr())
 	o := interopOptions()
 	o.TLSConfig = p.TLSConfig()
 	o.Compression = true
@@ -199,7 +199,7 @@ func TestInteropNginxWSSDeflate(t *testing.T) {
 // client reconnects through nginx (a new TLS session) and echoes again.
 func TestInteropNginxUpstreamDrops(t *testing.T) {
 	srv := interopGorillaUpstream(t, false)
-	p := peers.StartNginxWSS(t, srv.Listener.Addr().String())
+	p := peers.StartNginxWSS(t, srv.addr())
 	rec := newRecorder()
 	o := interopOptions()
 	o.TLSConfig = p.TLSConfig()
@@ -215,12 +215,8 @@ func TestInteropNginxUpstreamDrops(t *testing.T) {
 		if i == 4 {
 			break
 		}
-		require.Eventually(t, func() bool { return chaosLiveConns(srv) == 1 }, 5*time.Second, time.Millisecond)
-		srv.mu.Lock()
-		for ws := range srv.live {
-			ws.NetConn().Close() // the upstream drops, without a close frame
-		}
-		srv.mu.Unlock()
+		require.Eventually(t, func() bool { return srv.liveConns() == 1 }, 5*time.Second, time.Millisecond)
+		srv.dropLive() // the upstream drops, without a close frame
 		d := rec.next(t, "disconnect").disc
 		assert.True(t, d.Connected)
 		assert.False(t, d.Suggested.IsStop(), "retried: %v", d.Err)
@@ -236,7 +232,7 @@ func TestInteropNginxUpstreamDrops(t *testing.T) {
 // client does not trust: a *TLSError, and the policy stops.
 func TestInteropNginxWSSUnknownCA(t *testing.T) {
 	srv := interopGorillaUpstream(t, false)
-	p := peers.StartNginxWSS(t, srv.Listener.Addr().String())
+	p := peers.StartNginxWSS(t, srv.addr())
 	rec := newRecorder()
 	o := interopOptions()
 	o.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}

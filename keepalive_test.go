@@ -2,29 +2,14 @@ package wsclient
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/faultproxy"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// newFaultProxy puts a fault proxy in front of upstream. Its cleanup runs
-// after the client's (registered later), and lifts any blackhole first.
-func newFaultProxy(t *testing.T, upstream string) *faultproxy.Proxy {
-	t.Helper()
-	px, err := faultproxy.New(upstream)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		px.Blackhole(false)
-		px.Close()
-	})
-	return px
-}
 
 // conns collects the Conn of every OnConnect.
 func collectConns(rec *recorder) chan *Conn {
@@ -57,10 +42,27 @@ func noEvent(t *testing.T, rec *recorder, kinds ...string) {
 	}
 }
 
+// keepaliveUntilLost runs a client with keepalive timings interval and timeout
+// against url until its first connection is lost, and returns its recorder,
+// that Disconnect, and how long after OnConnect the OnDisconnect came.
+func keepaliveUntilLost(t *testing.T, url string, interval, timeout time.Duration) (*recorder, Disconnect, time.Duration) {
+	t.Helper()
+	rec := newRecorder()
+	times := timedDisconnects(rec)
+	connectedAt := make(chan time.Time, 10)
+	rec.onConnect = func(*Conn) error { connectedAt <- time.Now(); return nil }
+	o := testOptions()
+	o.PingInterval, o.PongTimeout = interval, timeout
+	startClient(t, mustNew(t, url, rec, o))
+	rec.next(t, "connect")
+	d := rec.next(t, "disconnect").disc
+	return rec, d, (<-times).Sub(<-connectedAt)
+}
+
 func TestKeepaliveDetectsBlackholeAndReconnects(t *testing.T) {
 	const interval, timeout = 100 * time.Millisecond, 100 * time.Millisecond
 	srv := newTestServer(t, serverConfig{})
-	px := newFaultProxy(t, srv.Listener.Addr().String())
+	px := newFaultProxy(t, srv.addr())
 	rec := newRecorder()
 	conns := collectConns(rec)
 	times := timedDisconnects(rec)
@@ -118,17 +120,7 @@ func TestKeepaliveSilentServerGetsClose1011(t *testing.T) {
 			}
 		}
 	}})
-	rec := newRecorder()
-	times := timedDisconnects(rec)
-	connectedAt := make(chan time.Time, 10)
-	rec.onConnect = func(*Conn) error { connectedAt <- time.Now(); return nil }
-	o := testOptions()
-	o.PingInterval, o.PongTimeout = interval, timeout
-	c := mustNew(t, srv.wsURL(), rec, o)
-	startClient(t, c)
-	rec.next(t, "connect")
-	d := rec.next(t, "disconnect").disc
-	took := (<-times).Sub(<-connectedAt)
+	rec, d, took := keepaliveUntilLost(t, srv.wsURL(), interval, timeout)
 	t.Logf("silent server detected %v after OnConnect (PingInterval %v + PongTimeout %v)", took, interval, timeout)
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout)
 	var ce *CloseError
@@ -161,30 +153,11 @@ func pingCounter(pings *atomic.Int32, answer bool, tick time.Duration) func(ws *
 			}
 			return err
 		})
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		if tick > 0 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tk := time.NewTicker(tick)
-				defer tk.Stop()
-				for {
-					select {
-					case <-done:
-						return
-					case <-tk.C:
-						ws.SetWriteDeadline(time.Now().Add(time.Second))
-						if ws.WriteMessage(websocket.TextMessage, []byte("tick")) != nil {
-							return
-						}
-					}
-				}
-			}()
-		}
+		defer everyTick(tick, func() error {
+			ws.SetWriteDeadline(time.Now().Add(time.Second))
+			return ws.WriteMessage(websocket.TextMessage, []byte("tick"))
+		})()
 		echo(ws)
-		close(done)
-		wg.Wait()
 	}
 }
 
@@ -288,7 +261,7 @@ func TestKeepaliveDisabledStillAnswersServerPings(t *testing.T) {
 func TestKeepaliveRTT(t *testing.T) {
 	const latency = 25 * time.Millisecond
 	srv := newTestServer(t, serverConfig{})
-	px := newFaultProxy(t, srv.Listener.Addr().String())
+	px := newFaultProxy(t, srv.addr())
 	px.SetLatency(latency)
 	rec := newRecorder()
 	conns := collectConns(rec)
@@ -312,7 +285,7 @@ func TestKeepaliveBelongsToOneConnection(t *testing.T) {
 	const interval, timeout, latency = 20 * time.Millisecond, 40 * time.Millisecond, 150 * time.Millisecond
 	var pings atomic.Int32
 	srv := newTestServer(t, serverConfig{serve: pingCounter(&pings, true, 0)})
-	px := newFaultProxy(t, srv.Listener.Addr().String())
+	px := newFaultProxy(t, srv.addr())
 	px.SetLatency(latency)
 	rec := newRecorder()
 	conns := collectConns(rec)
@@ -367,17 +340,7 @@ func TestKeepaliveTimeoutLongerThanInterval(t *testing.T) {
 	const interval, timeout = 20 * time.Millisecond, 100 * time.Millisecond
 	var pings atomic.Int32
 	srv := newTestServer(t, serverConfig{serve: pingCounter(&pings, false, 0)})
-	rec := newRecorder()
-	times := timedDisconnects(rec)
-	connectedAt := make(chan time.Time, 10)
-	rec.onConnect = func(*Conn) error { connectedAt <- time.Now(); return nil }
-	o := testOptions()
-	o.PingInterval, o.PongTimeout = interval, timeout
-	c := mustNew(t, srv.wsURL(), rec, o)
-	startClient(t, c)
-	rec.next(t, "connect")
-	d := rec.next(t, "disconnect").disc
-	took := (<-times).Sub(<-connectedAt)
+	_, d, took := keepaliveUntilLost(t, srv.wsURL(), interval, timeout)
 	t.Logf("detected %v after OnConnect, %d pings sent (PingInterval %v, PongTimeout %v)", took, pings.Load(), interval, timeout)
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout)
 	assert.GreaterOrEqual(t, took, interval+timeout)

@@ -19,7 +19,7 @@ import (
 // a gorilla echo server: TLS verified with a CA file, subprotocol, compression
 // and keepalive end to end. It skips when nginx is missing, unless CI=true.
 func TestNginxWSS(t *testing.T) {
-	up := newWSServer(t, wsServerOpts{upgrader: websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"v1"}}})
+	up := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"v1"}}})
 	nginx := peers.StartNginxWSS(t, up.addr())
 	caFile := writePEMFile(t, t.TempDir(), "ca.pem", nginx.CAPEM)
 

@@ -141,7 +141,7 @@ func runStopped(t *testing.T, url string, o *Options) (Disconnect, error) {
 
 func TestTLSVerifiesChainAndHostName(t *testing.T) {
 	ca := newTestCA(t, "test CA")
-	srv := newWSServer(t, wsServerOpts{tls: &tls.Config{
+	srv := newTestServer(t, serverConfig{tls: &tls.Config{
 		Certificates: []tls.Certificate{ca.serverCert(t, "localhost", "127.0.0.1")},
 		NextProtos:   []string{"h2", "http/1.1"},
 	}})
@@ -184,7 +184,7 @@ func TestTLSVerifiesChainAndHostName(t *testing.T) {
 
 func TestTLSBelow12Refused(t *testing.T) {
 	ca := newTestCA(t, "old CA")
-	srv := newWSServer(t, wsServerOpts{tls: &tls.Config{
+	srv := newTestServer(t, serverConfig{tls: &tls.Config{
 		Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")},
 		MinVersion:   tls.VersionTLS10,
 		MaxVersion:   tls.VersionTLS11,
@@ -225,7 +225,7 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newWSServer(t, wsServerOpts{tls: &tls.Config{Certificates: []tls.Certificate{tc.cert}}})
+			srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{tc.cert}}})
 			o := testOptions()
 			if tc.roots != nil {
 				o.TLSConfig = &tls.Config{RootCAs: tc.roots}
@@ -256,10 +256,10 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 
 // mtlsServer requires a client certificate signed by clientCA and reports the
 // common name of each one it accepted.
-func mtlsServer(t *testing.T, serverCA, clientCA *testCA, maxVersion uint16) (*wsServer, chan string) {
+func mtlsServer(t *testing.T, serverCA, clientCA *testCA, maxVersion uint16) (*testServer, chan string) {
 	t.Helper()
 	names := make(chan string, 10)
-	srv := newWSServer(t, wsServerOpts{
+	srv := newTestServer(t, serverConfig{
 		tls: &tls.Config{
 			Certificates: []tls.Certificate{serverCA.serverCert(t, "127.0.0.1")},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -362,7 +362,7 @@ func TestTLSFilesReloadedEveryAttempt(t *testing.T) {
 	serverTLS := func(cert tls.Certificate) *tls.Config {
 		return &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.pool}
 	}
-	srv := newWSServer(t, wsServerOpts{
+	srv := newTestServer(t, serverConfig{
 		tls: &tls.Config{
 			// The server's own certificate rotates too: from the second
 			// handshake on it is signed by caB, which the client trusts only
@@ -438,7 +438,7 @@ func TestTLSFilesErrors(t *testing.T) {
 	})
 	t.Run("attempts fail and are retried", func(t *testing.T) {
 		ca := newTestCA(t, "CA")
-		srv := newWSServer(t, wsServerOpts{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")}}})
+		srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")}}})
 		for _, tc := range []struct {
 			file, want string
 		}{
@@ -462,7 +462,7 @@ func TestTLSFilesErrors(t *testing.T) {
 		assert.Zero(t, srv.conns.Load())
 	})
 	t.Run("not read for ws", func(t *testing.T) {
-		srv := newWSServer(t, wsServerOpts{})
+		srv := newTestServer(t, serverConfig{})
 		rec := newRecorder()
 		o := testOptions()
 		o.TLSFiles = &TLSFiles{CAFile: garbage}
@@ -521,7 +521,7 @@ func (h *captureHandler) find(level slog.Level, substr string) []slog.Record {
 
 func TestInsecureSkipVerifyWarnsAtEveryConnect(t *testing.T) {
 	ca := newTestCA(t, "nobody trusts me")
-	srv := newWSServer(t, wsServerOpts{
+	srv := newTestServer(t, serverConfig{
 		tls: &tls.Config{Certificates: []tls.Certificate{
 			ca.pair(t, certSpec{cn: "wrong", hosts: []string{"wrong.example"}, notAfter: time.Now().Add(-time.Hour)}),
 		}},
