@@ -64,19 +64,33 @@
 // (10 s) of a ping, the connection fails with ErrKeepaliveTimeout (close 1011) and
 // the policy reconnects, so a silent peer is found within PingInterval +
 // PongTimeout. Server pings are answered automatically and then passed to
-// HandleFrame. Conn.RTT gives the round trip of the last ping.
+// HandleFrame. Conn.RTT gives the round trip of the last timed ping. A handler
+// busy in HandleFrame is not a dead peer: the deadline is extended while the
+// reader is held. Once a close frame went out, the keepalive stops and
+// CloseTimeout bounds the wait.
 //
 // # TLS
 //
 // wss verifies the server's certificate chain and host name against the system
-// roots, with TLS 1.2 at least. Options.TLSConfig is cloned, never modified.
-// Skipping verification takes Options.InsecureSkipVerifyTLS and logs a warning at
-// every connect.
+// roots, with TLS 1.2 at least; the server name comes from the URL (an IP address
+// is checked against the certificate's IP SANs). Options.TLSConfig is cloned,
+// never modified. Options.TLSFiles names PEM files (a CA bundle, a client
+// certificate and key for mutual TLS) that are read again at every attempt, so a
+// certificate rotated on disk is used at the next reconnect; TLSFiles.Config
+// builds a static config from the same files. A certificate error, either side's,
+// reaches OnDisconnect as a *TLSError and stops the client: it does not heal by
+// retrying. Skipping verification takes Options.InsecureSkipVerifyTLS (New refuses
+// a TLSConfig with InsecureSkipVerify alone) and logs a warning at every connect.
 //
 // # Protocol hygiene
 //
 // Text messages are checked for valid UTF-8 as their fragments arrive (gorilla does
-// not check); a bad one fails the connection with 1007. A message over
-// Options.ReadLimit (16 MiB) fails it with 1009. Protocol errors gorilla finds
-// fail it with 1002.
+// not check); a bad one fails the connection with 1007 on its first impossible
+// byte. A message over Options.ReadLimit (16 MiB) fails it with 1009. Protocol
+// errors gorilla finds fail it with 1002. A small watcher under gorilla follows
+// the server's frames for what gorilla gets wrong about close frames: a 1-byte
+// close payload fails with 1002, an invalid UTF-8 close reason with 1007, and a
+// received 1014 is echoed and reconnects (over ws, and over wss without a proxy).
+// The handshake response is limited to 1 MiB; a server may choose only a
+// subprotocol or extension that was offered.
 package wsclient
