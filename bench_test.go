@@ -12,11 +12,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -82,7 +84,7 @@ func benchClient(b *testing.B, url string, onFrame func(Frame)) (c *Client, stop
 	done := make(chan error, 1)
 	go func() { done <- c.Run(context.Background()) }()
 	stop = func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		_ = c.Close(ctx, CloseNormal, "")
 		<-done
@@ -107,18 +109,11 @@ func benchWait(b *testing.B, ch <-chan struct{}) {
 	}
 }
 
-// discardServer reads and drops every message; gorilla answers the close.
-func discardServer(ws *websocket.Conn, _ *http.Request) {
-	for {
-		_, r, err := ws.NextReader()
-		if err != nil {
-			return
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
-	}
-}
+// discardServer drops the socket's bytes unread: it costs the server nearly
+// nothing and allocates nothing, so a Send benchmark's allocations are the
+// client's own. It never answers the close frame: benchClient's stop gives the
+// close handshake a short wait only.
+func discardServer(ws *websocket.Conn, _ *http.Request) { io.Copy(io.Discard, ws.NetConn()) }
 
 var benchSizes = []struct {
 	name string
@@ -172,6 +167,94 @@ func BenchmarkGorillaSend(b *testing.B) {
 			b.StopTimer()
 		})
 	}
+}
+
+// dropWrites is a real socket whose writes, once drop is set, go nowhere: the
+// write deadlines still reach the runtime poller, but there is no write system
+// call, so what remains is the cost of the code above the socket, without the
+// kernel's noise.
+type dropWrites struct {
+	net.Conn
+	drop *atomic.Bool
+}
+
+func (d *dropWrites) Write(p []byte) (int, error) {
+	if d.drop.Load() {
+		return len(p), nil
+	}
+	return d.Conn.Write(p)
+}
+
+// BenchmarkSendNoIO: the library's own cost of sending a 64-byte Binary frame
+// (Conn.Send: checks, the write lock, the deadline, gorilla's framing and
+// masking), on a connection built as the dialer builds it (the wire watcher,
+// the pooled write buffer) whose socket drops what is written.
+func BenchmarkSendNoIO(b *testing.B) {
+	url, stopServer := benchServer(b, discardServer)
+	defer stopServer()
+	var drop atomic.Bool
+	d := websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return watchWire(&dropWrites{Conn: nc, drop: &drop}), nil
+		},
+		WriteBufferPool: writeBufferPool,
+	}
+	ws, resp, err := d.Dial(url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	c, err := New(url, &benchHandler{}, &Options{Logger: benchLogger, Proxy: NoProxy, PingInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := newConn(c, 1, ws, resp)
+	drop.Store(true)
+	msg := BinaryFrame(make([]byte, 64))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := conn.Send(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	drop.Store(false)
+}
+
+// BenchmarkGorillaSendNoIO is the baseline of BenchmarkSendNoIO: raw gorilla's
+// WriteMessage on a socket that drops what is written.
+func BenchmarkGorillaSendNoIO(b *testing.B) {
+	url, stopServer := benchServer(b, discardServer)
+	defer stopServer()
+	var drop atomic.Bool
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &dropWrites{Conn: nc, drop: &drop}, nil
+	}}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	drop.Store(true)
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	drop.Store(false)
 }
 
 // BenchmarkSendText64: as Send/64B with a Text frame (Send validates UTF-8).

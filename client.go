@@ -18,10 +18,17 @@ type Client struct {
 	opts    Options
 	m       machine
 
+	// The handler lock, taken by the reader for every message, on a cache line
+	// of its own: Send reads live and mu's neighbours on every call.
+	_   [64]byte
 	hmu sync.Mutex // the handler lock: callbacks never overlap
+	_   [64]byte
 
-	mu      sync.Mutex
-	cur     *Conn      // the open connection, nil when none
+	mu  sync.Mutex
+	cur *Conn // the open connection, nil when none
+	// live is cur once its outbox has drained, for Send's fast path (no mu);
+	// nil while there is none, and from Close on.
+	live    atomic.Pointer[Conn]
 	outbox  []*pending // frames waiting for the next connection
 	stopped bool       // no more sends: Close was called or Run has ended
 	infos   []any      // messages for HandleInfo
@@ -77,7 +84,6 @@ func New(rawURL string, handler Handler, opts *Options) (*Client, error) {
 	}
 	c.m.log = o.Logger
 	c.m.notify = o.OnStateChange
-	c.detached = detachedConn(c)
 	return c, nil
 }
 
@@ -95,6 +101,12 @@ func (c *Client) State() State { return c.m.current() }
 func (c *Client) Send(ctx context.Context, f Frame) error {
 	if err := checkFrame(f); err != nil {
 		return err
+	}
+	// The common case, an open connection past its outbox: no client lock.
+	if conn := c.live.Load(); conn != nil {
+		if err := conn.write(ctx, f); err != errConnEnded {
+			return err
+		}
 	}
 	for {
 		c.mu.Lock()
@@ -201,6 +213,7 @@ func (c *Client) Close(ctx context.Context, code int, reason string) error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.stopped = true
+		c.live.Store(nil)
 		c.closeCode, c.closeWhy = code, reason
 		c.mu.Unlock()
 		close(c.closing)
@@ -296,6 +309,9 @@ func (c *Client) flushOutbox(conn *Conn) {
 		if len(batch) == 0 {
 			conn.isReady.Store(true)
 			close(conn.ready)
+			if !c.stopped && c.cur == conn {
+				c.live.Store(conn)
+			}
 			c.mu.Unlock()
 			return
 		}

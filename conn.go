@@ -27,9 +27,8 @@ type Conn struct {
 	resp   *http.Response
 	opened time.Time
 
-	writeSem chan struct{} // the write lock: a channel so that waiting can obey a ctx
-	ready    chan struct{} // closed once OnConnect's frames and the outbox are written
-	isReady  atomic.Bool
+	ready   chan struct{} // closed once OnConnect's frames and the outbox are written
+	isReady atomic.Bool
 
 	endOnce    sync.Once
 	done       chan struct{} // closed when the connection has ended: no more writes
@@ -41,13 +40,20 @@ type Conn struct {
 	localClose *CloseError   // the close this side started; written before closeStart is closed
 	closeStart chan struct{} // closed when this side started the close handshake
 
-	life      atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
-	inHandler atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
-	pingSent  atomic.Int64  // UnixNano of the last ping, also its payload
-	rtt       atomic.Int64
+	pingSent atomic.Int64 // UnixNano of the last ping, also its payload
+	rtt      atomic.Int64
+	wire     *wireConn // the frame watcher under gorilla, nil when the dialer installed none
 
-	readBuf []byte    // the reader's scratch buffer, reused across messages
-	wire    *wireConn // the frame watcher under gorilla, nil when the dialer installed none
+	// What the writers change on every send, and what the reader changes on
+	// every message, each on cache lines of its own: a sender and the reader on
+	// two cores do not pull one line back and forth for every message.
+	_             [64]byte
+	wlock         writeLock // the write lock; waiting for it obeys a ctx
+	writeDeadline time.Time // the data write deadline given to ws; under wlock
+	_             [64]byte
+	life          atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
+	inHandler     atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
+	readBuf       []byte        // the reader's scratch buffer, reused across messages
 }
 
 // newConn wraps a handshaken connection of generation gen.
@@ -58,7 +64,7 @@ func newConn(c *Client, gen uint64, ws *websocket.Conn, resp *http.Response) *Co
 		ws:         ws,
 		resp:       resp,
 		opened:     time.Now(),
-		writeSem:   make(chan struct{}, 1),
+		wlock:      writeLock{wake: make(chan struct{}, 1)},
 		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -171,29 +177,29 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 	if conn.ws == nil {
 		return ErrNotConnected
 	}
-	select {
-	case conn.writeSem <- struct{}{}:
-	default:
-		select {
-		case conn.writeSem <- struct{}{}:
-		case <-conn.done:
-			return errConnEnded
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := conn.wlock.lock(ctx, conn.done); err != nil {
+		return err
 	}
-	defer func() { <-conn.writeSem }()
+	defer conn.wlock.unlock()
 	if conn.ended() || conn.closeSent.Load() {
 		return errConnEnded
 	}
-	deadline := time.Now().Add(conn.client.opts.WriteTimeout)
+	now, wt := time.Now(), conn.client.opts.WriteTimeout
 	var err error
 	switch f.Type {
 	case Text, Binary:
-		conn.ws.SetWriteDeadline(deadline)
+		// The data deadline moves only when less than WriteTimeout is left on
+		// it, to WriteTimeout + 1/8 ahead: every write gets between WriteTimeout
+		// and 9/8 of it, and the socket's deadline changes at most once per
+		// WriteTimeout/8, not on every write (gorilla passes it to the socket
+		// before every frame; wireConn drops an unchanged one).
+		if conn.writeDeadline.Sub(now) < wt {
+			conn.writeDeadline = now.Add(wt + wt/8)
+			conn.ws.SetWriteDeadline(conn.writeDeadline)
+		}
 		err = conn.ws.WriteMessage(int(f.Type), f.Data)
 	default: // Ping, Pong
-		err = conn.ws.WriteControl(int(f.Type), f.Data, deadline)
+		err = conn.ws.WriteControl(int(f.Type), f.Data, now.Add(wt))
 	}
 	if err != nil {
 		err = fmt.Errorf("wsclient: write: %w", err)
@@ -201,6 +207,49 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		return err
 	}
 	return nil
+}
+
+// writeLock is a mutex whose waiters give up when their ctx or the connection
+// ends. Uncontended, taking it is one CAS and releasing it one atomic add (a
+// channel used as a lock costs two channel operations, each under the
+// channel's own lock); waiters sleep on wake, which a release pokes when
+// anyone waits.
+type writeLock struct {
+	mu      sync.Mutex
+	waiters atomic.Int32
+	wake    chan struct{} // cap 1
+}
+
+func (l *writeLock) lock(ctx context.Context, done <-chan struct{}) error {
+	if l.mu.TryLock() {
+		return nil
+	}
+	l.waiters.Add(1)
+	defer l.waiters.Add(-1)
+	for {
+		// Counted as a waiter first: a release from here on pokes wake, so a
+		// release between this try and the select is not missed.
+		if l.mu.TryLock() {
+			return nil
+		}
+		select {
+		case <-l.wake:
+		case <-done:
+			return errConnEnded
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *writeLock) unlock() {
+	l.mu.Unlock()
+	if l.waiters.Load() > 0 {
+		select {
+		case l.wake <- struct{}{}:
+		default: // a poke is already waiting to be taken
+		}
+	}
 }
 
 // startClose sends a close frame once and tells the owner goroutine. It reports

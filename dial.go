@@ -17,6 +17,13 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// readBufferSize is gorilla's read buffer, which every connection holds for its
+// whole life (gorilla has no pool for reads): sized for an idle connection, a
+// quarter of gorilla's default. Small messages still arrive many to a read (15
+// of 64 bytes), and a larger message is read past the buffer, straight into the
+// reader's own.
+const readBufferSize = 1024
+
 // writeBufferPool lends gorilla a write buffer only while a message is written,
 // so an idle connection holds none.
 var writeBufferPool = &sync.Pool{}
@@ -216,6 +223,7 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 		Subprotocols:      c.opts.Subprotocols,
 		EnableCompression: c.opts.Compression,
 		WriteBufferPool:   writeBufferPool,
+		ReadBufferSize:    readBufferSize,
 	}
 	if c.url.Scheme == "wss" && d.Proxy != nil {
 		// gorilla would do TLS to a proxy with NetDialTLSContext: only without one.
@@ -238,6 +246,10 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 		return nil, nil, &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header,
 			Err: fmt.Errorf("%w: %q", errBadExtension, ext)}
 	}
+	// Conn.Response promises the status and headers, not the request behind
+	// them: its URL, headers and spent contexts would live as long as the
+	// connection.
+	resp.Request = nil
 	return ws, resp, nil
 }
 

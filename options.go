@@ -88,8 +88,10 @@ type Backoff struct {
 	Max time.Duration
 	// Multiplier per attempt. Default 1.5; must be >= 1.
 	Multiplier float64
-	// Jitter spreads each delay over [d*(1-Jitter), d*(1+Jitter)]. Default 0.5;
-	// between 0 and 1. Set a negative value for no jitter.
+	// Jitter spreads each delay over [d*(1-Jitter), d*(1+Jitter)]. Default 1,
+	// the whole [0, 2d]: clients that lost their server together (a restart)
+	// come back spread over twice the time that 0.5 gives, half as many in any
+	// 100 ms. Between 0 and 1; a negative value for no jitter.
 	Jitter float64
 }
 
@@ -143,7 +145,7 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	switch {
 	case c.Backoff.Jitter == 0:
-		c.Backoff.Jitter = 0.5
+		c.Backoff.Jitter = 1
 	case c.Backoff.Jitter < 0:
 		c.Backoff.Jitter = 0
 	case c.Backoff.Jitter > 1:

@@ -175,6 +175,9 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) (bool, error) {
 // infosWhileDown delivers Info messages while no connection is open. There is no
 // connection for a callback error to fail, so it is logged.
 func (c *Client) infosWhileDown() {
+	if c.detached == nil { // made on first use: most clients never need it
+		c.detached = detachedConn(c)
+	}
 	if err := c.handleInfos(c.detached); err != nil {
 		c.opts.Logger.Warn("wsclient: HandleInfo failed while not connected", "err", err)
 	}
@@ -233,6 +236,7 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 	defer func() {
 		c.mu.Lock()
 		c.cur = nil
+		c.live.Store(nil)
 		c.mu.Unlock()
 	}()
 	if c.opts.InsecureSkipVerifyTLS {
@@ -249,9 +253,12 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 
 	ka := startKeepalive(conn, c.opts.PingInterval, c.opts.PongTimeout)
 	defer ka.stop()
-	closeTimer := time.NewTimer(0)
-	closeTimer.Stop()
-	defer closeTimer.Stop()
+	var closeTimer *time.Timer // made when the close handshake starts
+	defer func() {
+		if closeTimer != nil {
+			closeTimer.Stop()
+		}
+	}()
 	var closeTimeout <-chan time.Time
 	closing, closeStart, ctxDone := c.closing, conn.closeStart, ctx.Done()
 	for {
@@ -271,7 +278,7 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 		case <-closeStart:
 			closeStart = nil
 			c.m.fire(evClosing, conn.gen, conn.localClose)
-			closeTimer.Reset(c.opts.CloseTimeout)
+			closeTimer = time.NewTimer(c.opts.CloseTimeout)
 			closeTimeout = closeTimer.C
 		case <-closeTimeout:
 			c.opts.Logger.Warn("wsclient: no close frame from the server within CloseTimeout; dropping the connection",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -61,6 +62,40 @@ type wireConn struct {
 	verdict   *CloseError // the first close frame fails the connection so
 	realCode  int         // the first close frame's code, given to gorilla as 1000
 	badLength bool        // a 64-bit payload length had its most significant bit set
+
+	wdl atomic.Int64 // the write deadline last set on the socket, as deadlineKey
+}
+
+// SetWriteDeadline passes a deadline on only when it changed. gorilla sets the
+// socket's write deadline before every frame, and Conn.write moves the data
+// deadline only every WriteTimeout/8: an unchanged one then costs a comparison
+// instead of a clock read and the runtime poller's lock. gorilla makes these
+// calls under its write lock, one at a time.
+func (w *wireConn) SetWriteDeadline(t time.Time) error {
+	k := deadlineKey(t)
+	if w.wdl.Load() == k {
+		return nil
+	}
+	err := w.Conn.SetWriteDeadline(t)
+	if err == nil {
+		w.wdl.Store(k)
+	}
+	return err
+}
+
+// SetDeadline sets both deadlines (gorilla does, around the handshake).
+func (w *wireConn) SetDeadline(t time.Time) error {
+	err := w.Conn.SetDeadline(t)
+	w.wdl.Store(deadlineKey(t))
+	return err
+}
+
+// deadlineKey is t as a number, 0 for no deadline.
+func deadlineKey(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 type wirePhase uint8

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"slices"
 	"sync"
@@ -147,5 +146,3 @@ func deadPeer(srv *serverProc, n int) ([]time.Duration, error) {
 	slices.Sort(out)
 	return out, nil
 }
-
-var _ = context.Background

@@ -2,7 +2,7 @@
 // comparison, coder/websocket and lxzan/gws) on one common echo server that runs
 // in a process of its own, and prints one table.
 //
-//	cd bench && go run .            # the full run, about 3 minutes on 2 cores
+//	cd bench && go run .            # the full run, about 2.5 minutes on 2 cores
 //	cd bench && go run . -h         # sizes, counts, sections
 //
 // Every figure is the median of -runs runs, libraries alternating within each
@@ -35,7 +35,8 @@ var (
 	flagRTT      = flag.Int("rtt", 5000, "round trips per latency run")
 	flagAllocN   = flag.Int("allocn", 20000, "messages per allocation run")
 	flagConns    = flag.Int("conns", 10000, "idle connections per idle run")
-	flagIdleRuns = flag.Int("idle-runs", 5, "idle runs per library")
+	flagIdleRuns = flag.Int("idle-runs", 5, "idle runs for wsclient and gorilla")
+	flagIdleOth  = flag.Int("idle-runs-others", 2, "idle runs for the other libraries")
 	flagStorm    = flag.Int("storm", 1000, "clients in the reconnect storm")
 	flagStormRun = flag.Int("storm-runs", 5, "reconnect storm runs")
 	flagVerbose  = flag.Bool("v", false, "print every run's figures too")
@@ -111,21 +112,23 @@ func run() error {
 	}
 	tests := []test{
 		{"throughput", func(l *lib) error {
-			v, cpu, err := throughput(l, echoURL, *flagN64, 64)
+			v, cpu, reads, err := throughput(l, echoURL, *flagN64, 64)
 			if err != nil {
 				return fmt.Errorf("%s throughput 64 B: %w", l.name, err)
 			}
 			t.add("tp64", l, v)
 			t.add("cpu64", l, cpu)
+			t.add("rd64", l, reads)
 			return nil
 		}},
 		{"throughput", func(l *lib) error {
-			v, cpu, err := throughput(l, echoURL, *flagN16k, 16<<10)
+			v, cpu, reads, err := throughput(l, echoURL, *flagN16k, 16<<10)
 			if err != nil {
 				return fmt.Errorf("%s throughput 16 KiB: %w", l.name, err)
 			}
 			t.add("tp16k", l, v)
 			t.add("cpu16k", l, cpu)
+			t.add("rd16k", l, reads)
 			return nil
 		}},
 		{"latency", func(l *lib) error {
@@ -180,8 +183,12 @@ func run() error {
 		logf("run %d/%d done (load %s)", r+1, *flagRuns, loadavg())
 	}
 	if section("idle") {
-		for r := 0; r < *flagIdleRuns; r++ {
+		for r := 0; r < max(*flagIdleRuns, *flagIdleOth); r++ {
 			for _, l := range rotated(r) {
+				main := l.name == "wsclient" || l.name == "gorilla"
+				if main && r >= *flagIdleRuns || !main && r >= *flagIdleOth {
+					continue
+				}
 				res, err := idleRun(l.name, srv, *flagConns)
 				if err != nil {
 					return err
@@ -204,6 +211,10 @@ func run() error {
 			}
 			logf("storm: %d clients back in %v (server down %v), %d dials, max %d in 100 ms, %d failed attempts",
 				res.clients, res.allBack.Round(time.Millisecond), res.downtime.Round(time.Millisecond), res.dials, res.maxWindow, res.firstFails)
+			if *flagVerbose {
+				logf("storm: dials per 100 ms after the kill: %v", res.hist)
+				logf("storm: losses per 100 ms after the kill: %v", res.lostHist)
+			}
 			storms = append(storms, res)
 		}
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
-	"sync/atomic"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,7 +20,7 @@ const waitLimit = 60 * time.Second
 // throughput: one connection, one goroutine sends n messages of size bytes as
 // fast as it can; the reader (or handler) receives the n echoes. The figure is
 // messages per second, from the first send to the last echo, after a warm-up.
-func throughput(l *lib, url string, n, size int) (rate, cpu float64, err error) {
+func throughput(l *lib, url string, n, size int) (rate, cpu, reads float64, err error) {
 	warm := max(n/10, 100)
 	warmDone, done := make(chan struct{}), make(chan struct{})
 	var count int // touched only by the reader
@@ -32,30 +34,52 @@ func throughput(l *lib, url string, n, size int) (rate, cpu float64, err error) 
 		}
 	}})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer s.close()
 	msg := make([]byte, size)
 	for i := 0; i < warm; i++ {
 		if err := s.send(msg); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	if err := wait(warmDone); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	cpu0 := cpuTime()
+	cpu0, reads0, writes0 := cpuTime(), readSyscalls(), ioCount("syscw: ")
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		if err := s.send(msg); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	if err := wait(done); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	elapsed := time.Since(start)
-	return float64(n) / elapsed.Seconds(), us(cpuTime()-cpu0) / float64(n), nil
+	if *flagVerbose {
+		logf("%s %d B: %.2f write syscalls per message", l.name, size, float64(ioCount("syscw: ")-writes0)/float64(n))
+	}
+	return float64(n) / elapsed.Seconds(), us(cpuTime()-cpu0) / float64(n), float64(readSyscalls()-reads0) / float64(n), nil
+}
+
+// readSyscalls is the number of read system calls this process made so far
+// (Linux: syscr in /proc/self/io; 0 elsewhere).
+func readSyscalls() int64 { return ioCount("syscr: ") }
+
+// ioCount is one counter of /proc/self/io (Linux; 0 elsewhere).
+func ioCount(prefix string) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // cpuTime is the CPU time (user + system) of this process so far.
@@ -319,5 +343,3 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
-
-var _ = atomic.Int64{}

@@ -18,6 +18,8 @@ type stormResult struct {
 	dials      int           // connection attempts after the kill
 	maxWindow  int           // the most attempts in any 100 ms window
 	firstFails int           // attempts that failed (server still down)
+	hist       []int         // dials per 100 ms after the kill
+	lostHist   []int         // losses seen (OnDisconnect) per 100 ms after the kill
 }
 
 // stormHandler follows the library's default policy (zero Decision) and counts
@@ -25,12 +27,17 @@ type stormResult struct {
 type stormHandler struct {
 	wsclient.BaseHandler
 	open, lost, failed *atomic.Int64
+	mu                 *sync.Mutex
+	lostAt             *[]time.Time
 }
 
 func (h *stormHandler) OnConnect(*wsclient.Conn) error { h.open.Add(1); return nil }
 
 func (h *stormHandler) OnDisconnect(d wsclient.Disconnect) wsclient.Decision {
 	if d.Connected {
+		h.mu.Lock()
+		*h.lostAt = append(*h.lostAt, time.Now())
+		h.mu.Unlock()
 		h.open.Add(-1)
 		h.lost.Add(1)
 	} else {
@@ -46,7 +53,7 @@ func storm(srv *serverProc, n int) (stormResult, error) {
 	res := stormResult{clients: n}
 	var open, lost, failed atomic.Int64
 	var mu sync.Mutex
-	var dials []time.Time
+	var dials, lostAt []time.Time
 	onState := func(sc wsclient.StateChange) {
 		if sc.To == wsclient.Connecting {
 			mu.Lock()
@@ -76,7 +83,7 @@ func storm(srv *serverProc, n int) (stormResult, error) {
 	for i := range clients {
 		opts := wsOptions()
 		opts.OnStateChange = onState
-		c, err := wsclient.New(srv.url(i, "/echo"), &stormHandler{open: &open, lost: &lost, failed: &failed}, opts)
+		c, err := wsclient.New(srv.url(i, "/echo"), &stormHandler{open: &open, lost: &lost, failed: &failed, mu: &mu, lostAt: &lostAt}, opts)
 		if err != nil {
 			return res, err
 		}
@@ -103,6 +110,15 @@ func storm(srv *serverProc, n int) (stormResult, error) {
 	res.allBack = time.Since(kill)
 	res.firstFails = int(failed.Load())
 	mu.Lock()
+	for _, t := range lostAt {
+		if t.After(kill) {
+			i := int(t.Sub(kill) / (100 * time.Millisecond))
+			for len(res.lostHist) <= i {
+				res.lostHist = append(res.lostHist, 0)
+			}
+			res.lostHist[i]++
+		}
+	}
 	var after []time.Time
 	for _, t := range dials {
 		if t.After(kill) {
@@ -112,6 +128,13 @@ func storm(srv *serverProc, n int) (stormResult, error) {
 	mu.Unlock()
 	slices.SortFunc(after, func(a, b time.Time) int { return a.Compare(b) })
 	res.dials = len(after)
+	for _, t := range after {
+		i := int(t.Sub(kill) / (100 * time.Millisecond))
+		for len(res.hist) <= i {
+			res.hist = append(res.hist, 0)
+		}
+		res.hist[i]++
+	}
 	for i, j := 0, 0; i < len(after); i++ {
 		for after[i].Sub(after[j]) >= 100*time.Millisecond {
 			j++

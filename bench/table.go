@@ -39,6 +39,8 @@ var rows = []row{
 	{key: "tp16k", label: "throughput, 16 KiB, msg/s", format: fk, targetText: "≥ 0.95", target: ratioAtLeast(0.95), onRatio: true},
 	{key: "cpu64", label: "client CPU per message (send + echo), 64 B, µs", format: f2},
 	{key: "cpu16k", label: "client CPU per message (send + echo), 16 KiB, µs", format: f1},
+	{key: "rd64", label: "client read syscalls per message, 64 B", format: f2},
+	{key: "rd16k", label: "client read syscalls per message, 16 KiB", format: f2},
 	{key: "p50", label: "round trip p50, 64 B, µs: answered where the echo arrives (¹)", format: f1, targetText: "≤ 1.15", target: ratioAtMost(1.15), onRatio: true},
 	{key: "p99", label: "round trip p99, 64 B, µs: answered where the echo arrives (¹)", format: f1},
 	{key: "p50hop", label: "round trip p50, 64 B, µs: caller sends, reader signals it (²)", format: f1, targetText: "≤ 1.15", target: ratioAtMost(1.15), onRatio: true},
@@ -96,8 +98,8 @@ func (t *table) med(key, lib string) (float64, bool) {
 func (t *table) render(storms []stormResult, dead []time.Duration, took time.Duration) string {
 	var b strings.Builder
 	others := t.libs[2:]
-	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (idle: %d runs of %d connections); took %v; load average %s at the start, %s at the end\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagIdleRuns, *flagConns, took.Round(time.Second), t.loadStart, t.loadEnd)
+	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (idle: %d runs of %d connections, %d for coder and gws); took %v; load average %s at the start, %s at the end\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagIdleRuns, *flagConns, *flagIdleOth, took.Round(time.Second), t.loadStart, t.loadEnd)
 	fmt.Fprintf(&b, "| figure | wsclient | gorilla | wsclient / gorilla | target | met |")
 	for _, l := range others {
 		fmt.Fprintf(&b, " %s |", l.name)
@@ -107,6 +109,15 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
+	any := false
+	for _, r := range rows {
+		if _, ok := t.med(r.key, "wsclient"); ok {
+			any = true
+		}
+	}
+	if !any {
+		b.Reset()
+	}
 	for _, r := range rows {
 		w, ok := t.med(r.key, "wsclient")
 		if !ok {
@@ -151,7 +162,7 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 		}
 		b.WriteString("\n")
 	}
-	if *flagVerbose {
+	if *flagVerbose && any {
 		b.WriteString("\nPer-run figures:\n")
 		for _, r := range rows {
 			for _, l := range t.libs {
@@ -165,7 +176,9 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 			}
 		}
 	}
-	b.WriteString("\nRatios with a target on the ratio are the median of the per-run ratios (both libraries measured back to back in each run).\n")
+	if any {
+		b.WriteString("\nRatios with a target on the ratio are the median of the per-run ratios (both libraries measured back to back in each run).\n")
+	}
 	if _, ok := t.med("p50", "wsclient"); ok {
 		b.WriteString("(¹) wsclient answers each echo with Conn.Send inside HandleFrame, gws inside OnMessage; gorilla and coder write then read on one goroutine.\n")
 		b.WriteString("(²) the caller's goroutine sends, then waits on a channel that HandleFrame (wsclient, gws: the callback; gorilla, coder: the reader goroutine) signals.\n")
