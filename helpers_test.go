@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,9 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
+
+// discardLogger keeps the tests' output quiet.
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testOptions are millisecond timings so that tests never wait long.
 func testOptions() *Options {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -188,9 +187,6 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	return c, nil
 }
-
-// discardLogger is for tests and examples that want silence.
-var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
