@@ -53,9 +53,17 @@ type Client struct {
 
 // pending is a frame waiting in the outbox, and the channel its Send waits on.
 type pending struct {
-	f    Frame
-	done chan error
+	f     Frame
+	ctx   context.Context // the Send's: a frame put back after its ctx ended fails
+	done  chan error
+	state atomic.Int32 // pendingWaiting, pendingWriting or pendingAbandoned
 }
+
+const (
+	pendingWaiting   = iota // in the outbox, or taken and not yet tried
+	pendingWriting          // the owner is writing it: its Send waits for the result
+	pendingAbandoned        // its Send gave up (ctx): never written
+)
 
 // New checks rawURL and opts and returns a client ready to Run. It does no I/O.
 // handler must not be nil; opts may be nil for the defaults.
@@ -140,7 +148,7 @@ func (c *Client) Send(ctx context.Context, f Frame) error {
 			c.mu.Unlock()
 			return ErrOutboxFull
 		}
-		p := &pending{f: f, done: make(chan error, 1)}
+		p := &pending{f: f, ctx: ctx, done: make(chan error, 1)}
 		c.outbox = append(c.outbox, p)
 		c.mu.Unlock()
 		return c.awaitPending(ctx, p)
@@ -148,24 +156,27 @@ func (c *Client) Send(ctx context.Context, f Frame) error {
 }
 
 // awaitPending waits for an outbox frame to be written or failed. If ctx ends
-// while the frame still waits, it leaves the outbox and Send reports ctx's error;
-// if the owner already took it, the write's own result is reported.
+// while the frame still waits, it is abandoned (never written) and Send reports
+// ctx's error; if the owner is writing it at that moment, the write's own result
+// (bounded by WriteTimeout) is reported.
 func (c *Client) awaitPending(ctx context.Context, p *pending) error {
 	select {
 	case err := <-p.done:
 		return err
 	case <-ctx.Done():
 	}
+	if !p.state.CompareAndSwap(pendingWaiting, pendingAbandoned) {
+		return <-p.done
+	}
 	c.mu.Lock()
 	for i, q := range c.outbox {
 		if q == p {
 			c.outbox = append(c.outbox[:i], c.outbox[i+1:]...)
-			c.mu.Unlock()
-			return ctx.Err()
+			break
 		}
 	}
 	c.mu.Unlock()
-	return <-p.done
+	return ctx.Err()
 }
 
 // Info posts msg to HandleInfo, which runs on the client's goroutine in turn
@@ -302,6 +313,8 @@ func (c *Client) failOutbox(err error) {
 // OnConnect's, then lets direct sends through. Frames not yet tried when the
 // connection ends go back to the head of the outbox for the next one.
 func (c *Client) flushOutbox(conn *Conn) {
+	// Frames are claimed one by one (waiting -> writing), so a Send whose ctx
+	// ends while its frame is still in the batch abandons it, unwritten.
 	for {
 		c.mu.Lock()
 		batch := c.outbox
@@ -317,14 +330,35 @@ func (c *Client) flushOutbox(conn *Conn) {
 		}
 		c.mu.Unlock()
 		for i, p := range batch {
+			if !p.state.CompareAndSwap(pendingWaiting, pendingWriting) {
+				continue // abandoned by its Send
+			}
 			err := conn.write(context.Background(), p.f)
 			if err == errConnEnded {
-				c.mu.Lock()
-				c.outbox = append(batch[i:], c.outbox...)
-				c.mu.Unlock()
+				c.requeue(batch[i:])
 				return
 			}
 			p.done <- err
 		}
 	}
+}
+
+// requeue puts frames that were not written back at the head of the outbox for
+// the next connection. The first was claimed for writing: if its Send's ctx has
+// ended meanwhile, the Send waits for a result, so it gets its ctx's error now.
+func (c *Client) requeue(frames []*pending) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := make([]*pending, 0, len(frames)+len(c.outbox))
+	for _, p := range frames {
+		if p.state.CompareAndSwap(pendingWriting, pendingWaiting) && p.ctx.Err() != nil {
+			p.state.Store(pendingWriting)
+			p.done <- p.ctx.Err()
+			continue
+		}
+		if p.state.Load() == pendingWaiting {
+			keep = append(keep, p)
+		}
+	}
+	c.outbox = append(keep, c.outbox...)
 }

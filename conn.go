@@ -36,9 +36,9 @@ type Conn struct {
 	readerDone chan struct{} // closed when the reader goroutine has returned
 
 	closeOnce  sync.Once
-	closeSent  atomic.Bool   // a close frame went out: no more data frames
-	localClose *CloseError   // the close this side started; written before closeStart is closed
-	closeStart chan struct{} // closed when this side started the close handshake
+	closeSent  atomic.Bool                // a close frame went out: no more data frames
+	localClose atomic.Pointer[CloseError] // the close this side started; set before closeStart is closed
+	closeStart chan struct{}              // closed when this side started the close handshake
 
 	pingSent atomic.Int64 // UnixNano of the last ping, also its payload
 	rtt      atomic.Int64
@@ -202,6 +202,12 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		err = conn.ws.WriteControl(int(f.Type), f.Data, now.Add(wt))
 	}
 	if err != nil {
+		if errors.Is(err, websocket.ErrCloseSent) && conn.closeSent.Load() {
+			// A close frame went out between this message's frames: the frame
+			// is not whole, but the close handshake, not this write, decides
+			// how the connection ends.
+			return fmt.Errorf("%w: a close frame went out during the write", ErrNotConnected)
+		}
 		err = fmt.Errorf("wsclient: write: %w", err)
 		conn.end(err, 0)
 		return err
@@ -257,13 +263,15 @@ func (l *writeLock) unlock() {
 func (conn *Conn) startClose(code int, reason string) bool {
 	started := false
 	conn.closeOnce.Do(func() {
-		if conn.ended() {
+		// Claim the close first: when the reader has already answered the
+		// server's close, that close decides and no second close frame goes out.
+		if conn.ended() || !conn.closeSent.CompareAndSwap(false, true) {
 			return
 		}
-		conn.localClose = &CloseError{Local: true, Code: code, Reason: reason}
-		conn.closeSent.Store(true)
+		conn.localClose.Store(&CloseError{Local: true, Code: code, Reason: reason})
 		deadline := time.Now().Add(conn.client.opts.WriteTimeout)
-		if err := conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+		err := conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			conn.end(fmt.Errorf("wsclient: write close: %w", err), 0)
 		}
 		close(conn.closeStart)

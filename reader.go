@@ -167,8 +167,8 @@ func (conn *Conn) readError(err error) error {
 		return conn.endErr
 	case errors.Is(err, errCloseRejected):
 		return conn.endErr
-	case conn.localClose != nil && conn.closeSent.Load() && errors.As(err, &wce):
-		return conn.localClose // the server answered our close
+	case conn.localClose.Load() != nil && errors.As(err, &wce):
+		return conn.localClose.Load() // the server answered our close
 	case errors.As(err, &wce):
 		ce := &CloseError{Code: wce.Code, Reason: wce.Text}
 		if wce.Code == websocket.CloseAbnormalClosure {

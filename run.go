@@ -260,7 +260,7 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 		}
 	}()
 	var closeTimeout <-chan time.Time
-	closing, closeStart, ctxDone := c.closing, conn.closeStart, ctx.Done()
+	closing, closeStart, ctxDone, abort := c.closing, conn.closeStart, ctx.Done(), c.abort
 	for {
 		select {
 		case <-conn.readerDone:
@@ -277,14 +277,15 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 			conn.startClose(code, why)
 		case <-closeStart:
 			closeStart = nil
-			c.m.fire(evClosing, conn.gen, conn.localClose)
+			c.m.fire(evClosing, conn.gen, conn.localClose.Load())
 			closeTimer = time.NewTimer(c.opts.CloseTimeout)
 			closeTimeout = closeTimer.C
 		case <-closeTimeout:
 			c.opts.Logger.Warn("wsclient: no close frame from the server within CloseTimeout; dropping the connection",
 				"timeout", c.opts.CloseTimeout)
-			conn.end(conn.localClose, 0)
-		case <-c.abort:
+			conn.end(conn.localClose.Load(), 0)
+		case <-abort:
+			abort = nil
 			conn.end(ErrClosed, 0)
 		case <-ctxDone:
 			ctxDone = nil

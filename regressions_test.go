@@ -1,0 +1,216 @@
+package wsclient
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestConnCloseDuringLargeSendKeepsCloseCause guards a defect found in review; before the fix:
+// A Conn.Close while a large Client.Send is mid-message: gorilla refuses the
+// next fragment with ErrCloseSent, Conn.write treats that as a failed write and
+// ends the connection, so the cause is a write error, not the handler's close,
+// and the policy reconnects instead of stopping.
+func TestConnCloseDuringLargeSendKeepsCloseCause(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
+		time.Sleep(300 * time.Millisecond) // do not read: the client's Send blocks mid-message
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}})
+	rec := newRecorder()
+	conns := make(chan *Conn, 4)
+	rec.onConnect = func(c *Conn) error { conns <- c; return nil }
+	rec.decide = func(d Disconnect) Decision { return Stop() }
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	wait := startClient(t, c)
+	conn := <-conns
+	sendDone := make(chan error, 1)
+	go func() {
+		sendDone <- c.Send(ctxTimeout(t, 5*time.Second), Frame{Type: Binary, Data: make([]byte, 32<<20)})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := conn.Close(CloseNormal, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	ev := rec.next(t, "disconnect")
+	<-sendDone
+	var ce *CloseError
+	if !errors.As(ev.disc.Err, &ce) || !ce.Local || ce.Code != CloseNormal {
+		t.Errorf("Disconnect.Err = %v, want the handler's local close 1000 (suggested %v)", ev.disc.Err, ev.disc.Suggested)
+	}
+	if !ev.disc.Suggested.IsStop() {
+		t.Errorf("suggested %v after the handler's own Conn.Close, want Stop", ev.disc.Suggested)
+	}
+	_ = wait
+}
+
+// TestOutboxSendReturnsAtCtxAfterRequeue guards a defect found in review; before the fix:
+// A Send waiting in the outbox whose ctx ends while flushOutbox holds its batch
+// waits on p.done; when the connection ends mid-flush the frame is put back in
+// the outbox, and Send stays blocked past its ctx until a later connection or
+// the end of Run.
+func TestOutboxSendReturnsAtCtxAfterRequeue(t *testing.T) {
+	srv := newTestServer(t, serverConfig{
+		before: func(w http.ResponseWriter, r *http.Request, n int) bool {
+			if n > 1 {
+				w.WriteHeader(503)
+				return false
+			}
+			return true
+		},
+		serve: func(ws *websocket.Conn, n int) { time.Sleep(1500 * time.Millisecond) }, // never reads
+	})
+	o := testOptions()
+	o.OutboxSize = 10
+	o.WriteTimeout = 300 * time.Millisecond
+	rec := newRecorder()
+	c := mustNew(t, srv.wsURL(), rec, o)
+
+	bigDone := make(chan error, 1)
+	go func() {
+		bigDone <- c.Send(ctxTimeout(t, 5*time.Second), Frame{Type: Binary, Data: make([]byte, 32<<20)})
+	}()
+	for {
+		c.mu.Lock()
+		n := len(c.outbox)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	smallDone := make(chan error, 1)
+	go func() { smallDone <- c.Send(ctxTimeout(t, 150*time.Millisecond), TextFrame("small")) }()
+	for {
+		c.mu.Lock()
+		n := len(c.outbox)
+		c.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	startClient(t, c)
+	select {
+	case err := <-smallDone:
+		t.Logf("small Send returned %v", err)
+	case <-time.After(2 * time.Second):
+		t.Error("Send with a 150ms ctx still blocked after 2s")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx, CloseNormal, "")
+		<-smallDone
+	}
+	<-bigDone
+}
+
+// TestConnCloseRacingServerClose guards a defect found in review; before the fix:
+// The server closes with 1008 while another goroutine calls Conn.Close: after
+// the reader answered the server's close (closeSent set by onClose), startClose
+// still writes localClose (racing with readError's read of it) and writes a
+// second close frame; gorilla's ErrCloseSent then ends the connection with a
+// "write close" error, so the 1008 (stop) is lost and the client reconnects.
+func TestConnCloseRacingServerClose(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("now"))
+		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(ClosePolicyViolation, "no"))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}})
+	rec := newRecorder()
+	kick := make(chan *Conn)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case c := <-kick:
+				_ = c.Close(CloseNormal, "bye")
+			case <-stop:
+				return
+			}
+		}
+	}()
+	rec.onFrame = func(c *Conn, f Frame) error {
+		if string(f.Data) == "now" {
+			kick <- c
+		}
+		return nil
+	}
+	const rounds = 200
+	n := 0
+	rec.decide = func(d Disconnect) Decision {
+		n++
+		if n >= rounds {
+			return Stop()
+		}
+		return ReconnectAfter(0)
+	}
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	startClient(t, c)
+	bad := 0
+	for i := 0; i < rounds; i++ {
+		ev := rec.next(t, "disconnect")
+		var ce *CloseError
+		if !errors.As(ev.disc.Err, &ce) {
+			bad++
+			t.Logf("round %d: Disconnect.Err = %v", i, ev.disc.Err)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d rounds lost the close cause", bad, rounds)
+	}
+}
+
+// TestAbortDoesNotSpinOwnerLoop guards a defect found in review; before the fix:
+// Client.Close whose ctx runs out closes c.abort; serve's select never sets its
+// abort case to nil, so while the reader is held in HandleFrame the owner loop
+// spins on the closed channel, burning a core.
+func TestAbortDoesNotSpinOwnerLoop(t *testing.T) {
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("block"))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}})
+	rec := newRecorder()
+	inFrame := make(chan struct{}, 1)
+	rec.onFrame = func(c *Conn, f Frame) error {
+		inFrame <- struct{}{}
+		time.Sleep(time.Second)
+		return nil
+	}
+	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	wait := startClient(t, c)
+	<-inFrame
+	before := cpuTime()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_ = c.Close(ctx, CloseNormal, "")
+	_ = wait()
+	used, wall := cpuTime()-before, time.Since(start)
+	t.Logf("cpu %v over %v", used, wall)
+	if used > wall/2 {
+		t.Errorf("owner loop spun: %v of CPU in %v while waiting for the reader", used, wall)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
