@@ -21,7 +21,6 @@ func (conn *Conn) readLoop() {
 			conn.end(conn.readError(err), 0)
 			return
 		}
-		conn.life.Add(1)
 		data, err := conn.readMessage(mt, r)
 		if err != nil {
 			if errors.Is(err, errInvalidUTF8) {
@@ -77,6 +76,7 @@ func (conn *Conn) readMessage(mt int, r io.Reader) ([]byte, error) {
 		conn.readBuf = nil
 	}
 	if len(buf) == 0 {
+		conn.life.Add(1) // an empty message is life too; others counted as they were read
 		return []byte{}, nil
 	}
 	return append([]byte(nil), buf...), nil
