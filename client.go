@@ -125,7 +125,9 @@ func (c *Client) Send(ctx context.Context, f Frame) error {
 		conn := c.cur
 		if conn != nil && !conn.ended() && !conn.closeSent.Load() {
 			c.mu.Unlock()
-			if !conn.isReady.Load() {
+			select {
+			case <-conn.ready:
+			default: // OnConnect or the outbox flush is still running: wait
 				select {
 				case <-conn.ready:
 				case <-conn.done:
@@ -320,7 +322,6 @@ func (c *Client) flushOutbox(conn *Conn) {
 		batch := c.outbox
 		c.outbox = nil
 		if len(batch) == 0 {
-			conn.isReady.Store(true)
 			close(conn.ready)
 			if !c.stopped && c.cur == conn {
 				c.live.Store(conn)

@@ -27,8 +27,7 @@ type Conn struct {
 	resp   *http.Response
 	opened time.Time
 
-	ready   chan struct{} // closed once OnConnect's frames and the outbox are written
-	isReady atomic.Bool
+	ready chan struct{} // closed once OnConnect's frames and the outbox are written
 
 	endOnce    sync.Once
 	done       chan struct{} // closed when the connection has ended: no more writes
