@@ -46,13 +46,13 @@ type Conn struct {
 	// What the writers change on every send, and what the reader changes on
 	// every message, each on cache lines of its own: a sender and the reader on
 	// two cores do not pull one line back and forth for every message.
-	_             [64]byte
-	wlock         writeLock // the write lock; waiting for it obeys a ctx
-	writeDeadline time.Time // the data write deadline given to ws; under wlock
-	_             [64]byte
-	life          atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
-	inHandler     atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
-	readBuf       []byte        // the reader's scratch buffer, reused across messages
+	_         [64]byte
+	wlock     writeLock     // the write lock; waiting for it obeys a ctx
+	writeDue  time.Duration // the data write deadline given to ws, as time since opened; under wlock
+	_         [64]byte
+	life      atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
+	inHandler atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
+	readBuf   []byte        // the reader's scratch buffer, reused across messages
 }
 
 // newConn wraps a handshaken connection of generation gen.
@@ -183,7 +183,7 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 	if conn.ended() || conn.closeSent.Load() {
 		return errConnEnded
 	}
-	now, wt := time.Now(), conn.client.opts.WriteTimeout
+	wt := conn.client.opts.WriteTimeout
 	var err error
 	switch f.Type {
 	case Text, Binary:
@@ -191,14 +191,15 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		// it, to WriteTimeout + 1/8 ahead: every write gets between WriteTimeout
 		// and 9/8 of it, and the socket's deadline changes at most once per
 		// WriteTimeout/8, not on every write (gorilla passes it to the socket
-		// before every frame; wireConn drops an unchanged one).
-		if conn.writeDeadline.Sub(now) < wt {
-			conn.writeDeadline = now.Add(wt + wt/8)
-			conn.ws.SetWriteDeadline(conn.writeDeadline)
+		// before every frame; wireConn drops an unchanged one). time.Since reads
+		// only the monotonic clock: half the cost of time.Now on every send.
+		if since := time.Since(conn.opened); conn.writeDue-since < wt {
+			conn.writeDue = since + wt + wt/8
+			conn.ws.SetWriteDeadline(conn.opened.Add(conn.writeDue))
 		}
 		err = conn.ws.WriteMessage(int(f.Type), f.Data)
 	default: // Ping, Pong
-		err = conn.ws.WriteControl(int(f.Type), f.Data, now.Add(wt))
+		err = conn.ws.WriteControl(int(f.Type), f.Data, time.Now().Add(wt))
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrCloseSent) && conn.closeSent.Load() {

@@ -103,17 +103,18 @@ var errHandshakeTooLarge = fmt.Errorf("handshake response over %d bytes", handsh
 // is done it counts the bytes read against handshakeLimit and notes the first
 // read error: the HTTP parser may report a truncated header line as
 // "malformed" and drop the EOF or timeout that cut it. After the upgrade it
-// only forwards.
+// reads ahead while the connection is busy (see readAhead).
 type dialConn struct {
 	net.Conn
-	att  *dialAttempt
-	read atomic.Int64
-	open atomic.Bool // the upgrade is done
+	att   *dialAttempt
+	read  atomic.Int64
+	open  atomic.Bool // the upgrade is done
+	ahead readAhead   // after the upgrade
 }
 
 func (c *dialConn) Read(p []byte) (int, error) {
 	if c.open.Load() {
-		return c.Conn.Read(p)
+		return c.ahead.read(c.Conn, p)
 	}
 	room := handshakeLimit - c.read.Load()
 	if room <= 0 {

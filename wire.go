@@ -15,7 +15,13 @@ import (
 // follow the server's frames on their way in (see wireConn). The dialer calls it
 // on every socket it makes; a socket that turns out to carry TLS records, or a
 // proxy's traffic only, is passed through untouched.
-func watchWire(nc net.Conn) net.Conn { return &wireConn{Conn: nc} }
+func watchWire(nc net.Conn) net.Conn {
+	w := &wireConn{Conn: nc, writer: nc}
+	if d, ok := nc.(*dialConn); ok {
+		w.writer = d.Conn // dialConn only watches reads: writes skip a layer
+	}
+	return w
+}
 
 // wireConn follows the server's frames under gorilla, for what gorilla cannot see
 // or answers wrongly when it parses a close frame:
@@ -48,6 +54,7 @@ func watchWire(nc net.Conn) net.Conn { return &wireConn{Conn: nc} }
 // also runs onClose), so the read side needs no lock.
 type wireConn struct {
 	net.Conn
+	writer  net.Conn    // where writes go: Conn, or the socket under it
 	upgrade atomic.Bool // the upgrade request was written: its response comes next
 
 	phase     wirePhase
@@ -114,7 +121,7 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	if !w.upgrade.Load() && len(p) >= 4 && string(p[:4]) == "GET " {
 		w.upgrade.Store(true)
 	}
-	return w.Conn.Write(p)
+	return w.writer.Write(p)
 }
 
 func (w *wireConn) Read(p []byte) (int, error) {
