@@ -21,12 +21,16 @@ import (
 // whole life (gorilla has no pool for reads): sized for an idle connection, a
 // quarter of gorilla's default. Small messages still arrive many to a read (15
 // of 64 bytes), and a larger message is read past the buffer, straight into the
-// reader's own.
+// reader's own; a busy connection reads ahead in larger pieces (readAhead).
 const readBufferSize = 1024
 
 // writeBufferPool lends gorilla a write buffer only while a message is written,
-// so an idle connection holds none.
+// so an idle connection holds none. Since it is lent, it can be large: a
+// message of up to writeBufferSize goes out as one frame in one write (gorilla's
+// default, 4 KiB, cuts a 16 KiB message into four frames and four writes).
 var writeBufferPool = &sync.Pool{}
+
+const writeBufferSize = 16 << 10
 
 // dialAttempt remembers the socket of one attempt so that Close can cut it short:
 // gorilla's DialContext does not stop a handshake read when ctx is cancelled.
@@ -224,6 +228,7 @@ func (c *Client) dial(ctx context.Context, att *dialAttempt) (*websocket.Conn, *
 		Subprotocols:      c.opts.Subprotocols,
 		EnableCompression: c.opts.Compression,
 		WriteBufferPool:   writeBufferPool,
+		WriteBufferSize:   writeBufferSize,
 		ReadBufferSize:    readBufferSize,
 	}
 	if c.url.Scheme == "wss" && d.Proxy != nil {
