@@ -28,6 +28,7 @@ var (
 	flagAddrs      = flag.Int("addrs", 8, "server addresses 127.0.0.1..127.0.0.N (spreads ephemeral ports)")
 
 	flagRuns     = flag.Int("runs", 5, "runs per figure (the median is reported)")
+	flagTPRuns   = flag.Int("tp-runs", 15, "runs of the throughput section (its 64 B rates are bimodal on 2 cores: see BENCHMARKS.md)")
 	flagLibs     = flag.String("libs", "wsclient,gorilla,coder,gws", "libraries (wsclient and gorilla are always included)")
 	flagOnly     = flag.String("only", "throughput,latency,allocs,idle,storm,deadpeer", "sections to run")
 	flagN64      = flag.Int("n64", 100000, "messages per throughput run, 64 B")
@@ -55,6 +56,9 @@ func main() {
 		return
 	case *flagIdleChild != "":
 		runIdleChild(*flagIdleChild, *flagPort, *flagAddrs, *flagConns)
+		return
+	case *flagTPChild != "":
+		runTPChild(*flagTPChild, *flagTPURL, *flagTPN, *flagTPSize)
 		return
 	}
 	if *flagCPUProf != "" {
@@ -112,23 +116,23 @@ func run() error {
 	}
 	tests := []test{
 		{"throughput", func(l *lib) error {
-			v, cpu, reads, err := throughput(l, echoURL, *flagN64, 64)
+			r, err := throughputRun(l, echoURL, *flagN64, 64)
 			if err != nil {
 				return fmt.Errorf("%s throughput 64 B: %w", l.name, err)
 			}
-			t.add("tp64", l, v)
-			t.add("cpu64", l, cpu)
-			t.add("rd64", l, reads)
+			t.add("tp64", l, r.Rate)
+			t.add("cpu64", l, r.CPU)
+			t.add("rd64", l, r.Reads)
 			return nil
 		}},
 		{"throughput", func(l *lib) error {
-			v, cpu, reads, err := throughput(l, echoURL, *flagN16k, 16<<10)
+			r, err := throughputRun(l, echoURL, *flagN16k, 16<<10)
 			if err != nil {
 				return fmt.Errorf("%s throughput 16 KiB: %w", l.name, err)
 			}
-			t.add("tp16k", l, v)
-			t.add("cpu16k", l, cpu)
-			t.add("rd16k", l, reads)
+			t.add("tp16k", l, r.Rate)
+			t.add("cpu16k", l, r.CPU)
+			t.add("rd16k", l, r.Reads)
 			return nil
 		}},
 		{"latency", func(l *lib) error {
@@ -169,9 +173,10 @@ func run() error {
 	}
 	// Test-major within a run, libraries back to back: a paired comparison, so
 	// that load from elsewhere on the machine hits both sides alike.
-	for r := 0; r < *flagRuns; r++ {
+	runs := max(*flagRuns, *flagTPRuns)
+	for r := 0; r < runs; r++ {
 		for _, tc := range tests {
-			if !section(tc.section) {
+			if !section(tc.section) || r >= t.runs(tc.section) {
 				continue
 			}
 			for _, l := range rotated(r) {
@@ -180,7 +185,7 @@ func run() error {
 				}
 			}
 		}
-		logf("run %d/%d done (load %s)", r+1, *flagRuns, loadavg())
+		logf("run %d/%d done (load %s)", r+1, runs, loadavg())
 	}
 	if section("idle") {
 		for r := 0; r < max(*flagIdleRuns, *flagIdleOth); r++ {

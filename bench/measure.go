@@ -343,3 +343,14 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// percentileF is the p-quantile of sorted values, interpolated between the two
+// nearest (p = 0.5 is the median).
+func percentileF(sorted []float64, p float64) float64 {
+	pos := p * float64(len(sorted)-1)
+	lo := int(pos)
+	if lo+1 >= len(sorted) {
+		return sorted[lo]
+	}
+	return sorted[lo] + (sorted[lo+1]-sorted[lo])*(pos-float64(lo))
+}

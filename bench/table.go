@@ -90,6 +90,28 @@ func (t *table) pairedRatio(key, base string) float64 {
 	return median(r)
 }
 
+// runs is how many runs a section makes.
+func (t *table) runs(section string) int {
+	if section == "throughput" {
+		return *flagTPRuns
+	}
+	return *flagRuns
+}
+
+// ratioSpread is the per-run ratios of key, sorted: how far the median can be trusted.
+func (t *table) ratioSpread(key string) []float64 {
+	w, g := t.vals[key]["wsclient"], t.vals[key]["gorilla"]
+	if len(w) != len(g) || len(w) == 0 {
+		return nil
+	}
+	r := make([]float64, len(w))
+	for i := range w {
+		r[i] = w[i] / g[i]
+	}
+	slices.Sort(r)
+	return r
+}
+
 func (t *table) med(key, lib string) (float64, bool) {
 	v := t.vals[key][lib]
 	return median(v), len(v) > 0
@@ -98,8 +120,8 @@ func (t *table) med(key, lib string) (float64, bool) {
 func (t *table) render(storms []stormResult, dead []time.Duration, took time.Duration) string {
 	var b strings.Builder
 	others := t.libs[2:]
-	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (idle: %d runs of %d connections, %d for coder and gws); took %v; load average %s at the start, %s at the end\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagIdleRuns, *flagConns, *flagIdleOth, took.Round(time.Second), t.loadStart, t.loadEnd)
+	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (throughput: %d; idle: %d runs of %d connections, %d for coder and gws); took %v; load average %s at the start, %s at the end\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagTPRuns, *flagIdleRuns, *flagConns, *flagIdleOth, took.Round(time.Second), t.loadStart, t.loadEnd)
 	fmt.Fprintf(&b, "| figure | wsclient | gorilla | wsclient / gorilla | target | met |")
 	for _, l := range others {
 		fmt.Fprintf(&b, " %s |", l.name)
@@ -178,6 +200,12 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 	}
 	if any {
 		b.WriteString("\nRatios with a target on the ratio are the median of the per-run ratios (both libraries measured back to back in each run).\n")
+	}
+	for _, k := range []struct{ key, label string }{{"tp64", "64 B"}, {"tp16k", "16 KiB"}} {
+		if r := t.ratioSpread(k.key); len(r) > 0 {
+			fmt.Fprintf(&b, "Throughput %s, per-run ratios wsclient / gorilla (%d runs): min %.2f, quartiles %.2f / %.2f / %.2f, max %.2f.\n",
+				k.label, len(r), r[0], percentileF(r, 0.25), percentileF(r, 0.5), percentileF(r, 0.75), r[len(r)-1])
+		}
 	}
 	if _, ok := t.med("p50", "wsclient"); ok {
 		b.WriteString("(¹) wsclient answers each echo with Conn.Send inside HandleFrame, gws inside OnMessage; gorilla and coder write then read on one goroutine.\n")
