@@ -3,6 +3,7 @@ package wsclient
 import (
 	"net"
 	"sync"
+	"syscall"
 )
 
 // readAheadSize is the buffer a busy connection reads into: a burst of small
@@ -14,20 +15,26 @@ var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize)
 
 // readAhead lets a connection keep gorilla's small read buffer, which every
 // idle connection holds, and still read a burst in large pieces. It reads
-// straight into the caller's buffer until a read fills it (the socket may hold
-// more); the next read then goes into a pooled 16 KiB buffer, and the caller
-// is served from there. The pooled buffer goes back once a read did not fill
-// it and its bytes were all served: it is held only while data keeps coming
-// faster than the reader takes it, never by an idle connection's waiting read.
+// straight into the caller's buffer until a read fills it (more may be
+// waiting). The next read then takes, without blocking, what is waiting into a
+// pooled 16 KiB buffer and serves the caller from there; when nothing is
+// waiting, the pooled buffer goes back and the read blocks on the caller's
+// buffer as before. So the pooled buffer is held only while it has bytes to
+// serve or more are likely waiting: a read that waits for the peer never holds
+// it, and an idle connection never does. (A filled read is only a hint: gorilla
+// sizes its reads to the rest of a message, and such a read fills exactly.)
+//
+// Taking what is waiting needs the socket's raw descriptor (unix); elsewhere,
+// or on a connection without one, every read is a direct read.
 //
 // One goroutine reads at a time (the handshake, then the reader), so it needs
-// no lock. A connection closed while busy leaves its buffer to the collector:
-// a read may still be writing into it.
+// no lock; the pooled buffer is only ever written by that goroutine's own
+// non-blocking read, so Close cannot race with it.
 type readAhead struct {
-	buf  *[]byte // the pooled buffer while busy
-	data []byte  // bytes read into buf and not yet served
-	err  error   // the error that came with the last read, due after data
-	full bool    // the last read filled its buffer: more is likely waiting
+	buf  *[]byte         // the pooled buffer while busy
+	data []byte          // bytes read into buf and not yet served
+	full bool            // the last read filled its buffer: more is likely waiting
+	raw  syscall.RawConn // the socket's descriptor, once looked up
 }
 
 func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
@@ -39,32 +46,51 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if r.err != nil {
-		err := r.err
-		r.err = nil
-		return 0, err
+	if r.full && len(p) > 0 && len(p) < readAheadSize {
+		if r.buf == nil {
+			r.buf = readAheadPool.Get().(*[]byte)
+		}
+		if n := r.readWaiting(c, *r.buf); n > 0 {
+			r.full = n == len(*r.buf)
+			m := copy(p, (*r.buf)[:n])
+			r.data = (*r.buf)[m:n]
+			if len(r.data) == 0 && !r.full {
+				r.release()
+			}
+			return m, nil
+		}
 	}
-	if !r.full || len(p) >= readAheadSize {
-		r.release()
-		n, err := c.Read(p)
-		r.full = n == len(p) && len(p) > 0
-		return n, err
+	// Nothing known to be waiting: wait on the caller's buffer. Errors and the
+	// end of the stream come this way too.
+	r.release()
+	n, err := c.Read(p)
+	r.full = n == len(p) && len(p) > 0
+	return n, err
+}
+
+// waitingReader is a connection that can take what is already waiting without
+// blocking: the tests' fakes.
+type waitingReader interface{ readWaiting(b []byte) int }
+
+// readWaiting reads into b what c already has, without blocking: 0 when
+// nothing is waiting, on any error, or when c has no raw descriptor (the
+// blocking read that follows reports errors and the end the usual way).
+func (r *readAhead) readWaiting(c net.Conn, b []byte) int {
+	if w, ok := c.(waitingReader); ok {
+		return w.readWaiting(b)
 	}
-	if r.buf == nil {
-		r.buf = readAheadPool.Get().(*[]byte)
+	if r.raw == nil {
+		sc, ok := c.(syscall.Conn)
+		if !ok {
+			return 0
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return 0
+		}
+		r.raw = raw
 	}
-	n, err := c.Read(*r.buf)
-	r.full = n == len(*r.buf)
-	m := copy(p, (*r.buf)[:n])
-	r.data = (*r.buf)[m:n]
-	if len(r.data) > 0 {
-		r.err = err
-		return m, nil
-	}
-	if !r.full {
-		r.release()
-	}
-	return m, err
+	return readNonBlocking(r.raw, b)
 }
 
 func (r *readAhead) release() {
