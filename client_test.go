@@ -667,3 +667,52 @@ func TestNewRejectsBadInput(t *testing.T) {
 	assert.Error(t, c.Close(context.Background(), 1005, ""))
 	assert.Error(t, c.Close(context.Background(), CloseNormal, strings.Repeat("x", 124)))
 }
+
+// TestWriteDeadlineMovesWithTime: the data write deadline is moved by a timer,
+// not on every send. Sends spread over many WriteTimeouts all succeed (a
+// deadline that did not move would have expired), and a send to a peer that
+// stopped reading still fails within about WriteTimeout.
+func TestWriteDeadlineMovesWithTime(t *testing.T) {
+	stopReading := make(chan struct{})
+	received := make(chan string, 100)
+	srv := newTestServer(t, serverConfig{
+		serve: func(ws *websocket.Conn, _ int) {
+			for {
+				select {
+				case <-stopReading:
+					time.Sleep(5 * time.Second) // never reads again; the client's write times out
+					return
+				default:
+				}
+				_, data, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				received <- string(data)
+			}
+		},
+	})
+	rec := newRecorder()
+	o := testOptions()
+	o.WriteTimeout = 80 * time.Millisecond
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	require.Eventually(t, func() bool { return c.State() == Open }, 5*time.Second, time.Millisecond)
+	ctx := ctxTimeout(t, 5*time.Second)
+	for i := 0; i < 4; i++ {
+		require.NoError(t, c.Send(ctx, TextFrame(fmt.Sprint("m", i))), "send %d", i)
+		select {
+		case s := <-received:
+			assert.Equal(t, fmt.Sprint("m", i), s)
+		case <-time.After(5 * time.Second):
+			t.Fatal("message not received")
+		}
+		time.Sleep(2 * o.WriteTimeout) // the time passing is the test: the first deadline is long gone
+	}
+	close(stopReading)
+	big := Frame{Type: Binary, Data: make([]byte, 64<<20)}
+	start := time.Now()
+	err := c.Send(ctx, big)
+	require.Error(t, err, "a 64 MiB send to a peer that does not read")
+	assert.Less(t, time.Since(start), 2*time.Second, "the write deadline still bounds a blocked write")
+}
