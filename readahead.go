@@ -35,6 +35,12 @@ type readAhead struct {
 	data []byte          // bytes read into buf and not yet served
 	full bool            // the last read filled its buffer: more is likely waiting
 	raw  syscall.RawConn // the socket's descriptor, once looked up
+
+	// The non-blocking read's callback, made once (a closure per read would
+	// allocate), and what it reads into and has read.
+	probe    func(fd uintptr) bool
+	probeBuf []byte
+	probeN   int
 }
 
 func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
@@ -90,7 +96,7 @@ func (r *readAhead) readWaiting(c net.Conn, b []byte) int {
 		}
 		r.raw = raw
 	}
-	return readNonBlocking(r.raw, b)
+	return r.readNonBlocking(b)
 }
 
 func (r *readAhead) release() {

@@ -2,7 +2,5 @@
 
 package wsclient
 
-import "syscall"
-
 // readNonBlocking is not available here: every read is a direct read.
-func readNonBlocking(syscall.RawConn, []byte) int { return 0 }
+func (r *readAhead) readNonBlocking([]byte) int { return 0 }
