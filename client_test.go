@@ -674,13 +674,14 @@ func TestNewRejectsBadInput(t *testing.T) {
 // stopped reading still fails within about WriteTimeout.
 func TestWriteDeadlineMovesWithTime(t *testing.T) {
 	stopReading := make(chan struct{})
+	testDone := make(chan struct{})
 	received := make(chan string, 100)
 	srv := newTestServer(t, serverConfig{
 		serve: func(ws *websocket.Conn, _ int) {
 			for {
 				select {
 				case <-stopReading:
-					time.Sleep(5 * time.Second) // never reads again; the client's write times out
+					<-testDone // never reads again; the client's write times out
 					return
 				default:
 				}
@@ -692,6 +693,7 @@ func TestWriteDeadlineMovesWithTime(t *testing.T) {
 			}
 		},
 	})
+	t.Cleanup(func() { close(testDone) }) // before the server's own cleanup (last in, first out)
 	rec := newRecorder()
 	o := testOptions()
 	o.WriteTimeout = 80 * time.Millisecond

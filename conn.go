@@ -219,11 +219,16 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 // of a clock read (about 150 ns on a busy VM), and the socket's deadline moves
 // at most once per WriteTimeout/16 (gorilla passes it to the socket before every
 // frame; wireConn drops an unchanged one). An idle connection's timer stays
-// stopped until its next write. Under wlock.
+// stopped until its next write. Under wlock. end stops the timer after closing
+// done; a write that raced past its check re-arms it, and stops it again here,
+// so no timer fires after the connection's end.
 func (conn *Conn) moveWriteDeadline(wt time.Duration) {
 	conn.deadlineStale.Store(false)
 	conn.ws.SetWriteDeadline(time.Now().Add(wt + wt/8))
 	conn.deadlineTimer.Reset(wt / 16)
+	if conn.ended() {
+		conn.deadlineTimer.Stop()
+	}
 }
 
 // writeLock is a mutex whose waiters give up when their ctx or the connection

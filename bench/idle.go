@@ -96,36 +96,43 @@ func runIdleChild(name string, port, nAddrs, n int) {
 
 // idleRun starts an idle child for lib and returns what it measured.
 func idleRun(name string, srv *serverProc, n int) (idleResult, error) {
+	var r idleResult
+	err := runChild("idle child "+name, 2*time.Minute, &r, "-idle-child", name,
+		"-port", strconv.Itoa(srv.port), "-addrs", strconv.Itoa(srv.nAddrs), "-conns", strconv.Itoa(n))
+	if err == nil && r.Err != "" {
+		err = fmt.Errorf("idle child %s: %s", name, r.Err)
+	}
+	return r, err
+}
+
+// runChild runs this program again with args, as a child process stopped by its
+// PID after limit, and decodes the JSON it prints into v.
+func runChild(what string, limit time.Duration, v any, args ...string) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return idleResult{}, err
+		return err
 	}
-	cmd := exec.Command(exe, "-idle-child", name, "-port", strconv.Itoa(srv.port),
-		"-addrs", strconv.Itoa(srv.nAddrs), "-conns", strconv.Itoa(n))
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	done := make(chan struct{})
 	var out []byte
 	go func() { out, err = cmd.Output(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(limit):
 		if cmd.Process != nil {
 			cmd.Process.Kill() // by its PID
 		}
 		<-done
-		return idleResult{}, fmt.Errorf("idle child %s: %w", name, errTimeout)
+		return fmt.Errorf("%s: %w", what, errTimeout)
 	}
 	if err != nil {
-		return idleResult{}, fmt.Errorf("idle child %s: %w", name, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	var r idleResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		return idleResult{}, fmt.Errorf("idle child %s: %q: %w", name, out, err)
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("%s: %q: %w", what, out, err)
 	}
-	if r.Err != "" {
-		return r, fmt.Errorf("idle child %s: %s", name, r.Err)
-	}
-	return r, nil
+	return nil
 }
 
 func libByName(name string) *lib {

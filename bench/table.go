@@ -79,28 +79,16 @@ func (t *table) add(key string, l *lib, v float64) {
 // pairedRatio is the median of wsclient/gorilla over the runs, each run's two
 // figures taken back to back; the ratio of the medians when they do not pair.
 func (t *table) pairedRatio(key, base string) float64 {
+	if r := t.perRunRatios(key, base); r != nil {
+		return median(r)
+	}
+	return median(t.vals[key]["wsclient"]) / median(t.vals[base]["gorilla"])
+}
+
+// perRunRatios is wsclient/gorilla of each run, sorted; nil when the runs do
+// not pair.
+func (t *table) perRunRatios(key, base string) []float64 {
 	w, g := t.vals[key]["wsclient"], t.vals[base]["gorilla"]
-	if len(w) != len(g) {
-		return median(w) / median(g)
-	}
-	r := make([]float64, len(w))
-	for i := range w {
-		r[i] = w[i] / g[i]
-	}
-	return median(r)
-}
-
-// runs is how many runs a section makes.
-func (t *table) runs(section string) int {
-	if section == "throughput" {
-		return *flagTPRuns
-	}
-	return *flagRuns
-}
-
-// ratioSpread is the per-run ratios of key, sorted: how far the median can be trusted.
-func (t *table) ratioSpread(key string) []float64 {
-	w, g := t.vals[key]["wsclient"], t.vals[key]["gorilla"]
 	if len(w) != len(g) || len(w) == 0 {
 		return nil
 	}
@@ -110,6 +98,14 @@ func (t *table) ratioSpread(key string) []float64 {
 	}
 	slices.Sort(r)
 	return r
+}
+
+// runs is how many runs a section makes.
+func (t *table) runs(section string) int {
+	if section == "throughput" {
+		return *flagTPRuns
+	}
+	return *flagRuns
 }
 
 func (t *table) med(key, lib string) (float64, bool) {
@@ -202,7 +198,7 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 		b.WriteString("\nRatios with a target on the ratio are the median of the per-run ratios (both libraries measured back to back in each run).\n")
 	}
 	for _, k := range []struct{ key, label string }{{"tp64", "64 B"}, {"tp16k", "16 KiB"}} {
-		if r := t.ratioSpread(k.key); len(r) > 0 {
+		if r := t.perRunRatios(k.key, k.key); len(r) > 0 {
 			fmt.Fprintf(&b, "Throughput %s, per-run ratios wsclient / gorilla (%d runs): min %.2f, quartiles %.2f / %.2f / %.2f, max %.2f.\n",
 				k.label, len(r), r[0], percentileF(r, 0.25), percentileF(r, 0.5), percentileF(r, 0.75), r[len(r)-1])
 		}

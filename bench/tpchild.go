@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"time"
 )
@@ -49,37 +47,14 @@ func throughputRun(l *lib, url string, n, size int) (tpResult, error) {
 		rate, cpu, reads, err := throughput(l, url, n, size)
 		return tpResult{Rate: rate, CPU: cpu, Reads: reads}, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return tpResult{}, err
-	}
 	args := []string{"-tp-child", l.name, "-tp-url", url, "-tp-n", strconv.Itoa(n), "-tp-size", strconv.Itoa(size)}
 	if *flagVerbose {
 		args = append(args, "-v")
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	done := make(chan struct{})
-	var out []byte
-	go func() { out, err = cmd.Output(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(waitLimit + 30*time.Second):
-		if cmd.Process != nil {
-			cmd.Process.Kill() // by its PID
-		}
-		<-done
-		return tpResult{}, fmt.Errorf("throughput child %s: %w", l.name, errTimeout)
-	}
-	if err != nil {
-		return tpResult{}, fmt.Errorf("throughput child %s: %w", l.name, err)
-	}
 	var r tpResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		return tpResult{}, fmt.Errorf("throughput child %s: %q: %w", l.name, out, err)
+	err := runChild("throughput child "+l.name, waitLimit+30*time.Second, &r, args...)
+	if err == nil && r.Err != "" {
+		err = fmt.Errorf("throughput child %s: %s", l.name, r.Err)
 	}
-	if r.Err != "" {
-		return r, fmt.Errorf("throughput child %s: %s", l.name, r.Err)
-	}
-	return r, nil
+	return r, err
 }
