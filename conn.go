@@ -200,9 +200,15 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrCloseSent) && conn.closeSent.Load() {
-			// A close frame went out between this message's frames: the frame
-			// is not whole, but the close handshake, not this write, decides
-			// how the connection ends.
+			// A close frame went out while this write waited for gorilla's
+			// own lock. A frame that gorilla writes in one piece was refused
+			// whole: nothing of it went out, and Client.Send may still queue
+			// it or report the client closed. A longer message may have gone
+			// out in part, which cannot be taken back. Either way the close
+			// handshake, not this write, decides how the connection ends.
+			if conn.oneFrame(f) {
+				return errConnEnded
+			}
 			return fmt.Errorf("%w: a close frame went out during the write", ErrNotConnected)
 		}
 		err = fmt.Errorf("wsclient: write: %w", err)
@@ -210,6 +216,16 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		return err
 	}
 	return nil
+}
+
+// oneFrame reports whether gorilla writes f with one write: a control frame,
+// or an uncompressed message that fits its write buffer.
+func (conn *Conn) oneFrame(f Frame) bool {
+	switch f.Type {
+	case Ping, Pong:
+		return true
+	}
+	return !conn.client.opts.Compression && len(f.Data) <= writeBufferSize
 }
 
 // moveWriteDeadline gives data writes a deadline WriteTimeout + 1/8 ahead, and

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConnCloseDuringLargeSendKeepsCloseCause guards a defect found in review; before the fix:
@@ -213,4 +215,67 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestSendRacingClientClose guards a defect found by the chaos test (1 run in
+// a few hundred): Client.Close while senders are busy, with an outbox. A Send
+// that was already waiting for gorilla's write lock when the close frame went
+// out got ErrNotConnected ("a close frame went out during the write"), though
+// nothing of its frame had been written; it now reports ErrClosed (or queues
+// the frame), like every other Send that Close overtakes.
+func TestSendRacingClientClose(t *testing.T) {
+	// The server reads and drops (no echoes to fill the recorder).
+	drop := func(ws *websocket.Conn, n int) {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}
+	for round := 0; round < 40; round++ {
+		srv := newTestServer(t, serverConfig{serve: drop})
+		rec := newRecorder()
+		o := testOptions()
+		o.OutboxSize = 4
+		c := mustNew(t, srv.wsURL(), rec, o)
+		wait := startClient(t, c)
+		rec.next(t, "connect")
+
+		const senders = 4
+		var wg sync.WaitGroup
+		started := make(chan struct{}, senders)
+		errs := make(chan error, senders)
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err := c.Send(ctx, BinaryFrame(make([]byte, 64)))
+					cancel()
+					if i == 0 {
+						started <- struct{}{}
+					}
+					switch {
+					case err == nil, errors.Is(err, ErrOutboxFull):
+					case errors.Is(err, ErrClosed):
+						return
+					default:
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		for range senders {
+			<-started // every sender is writing
+		}
+		require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+		wg.Wait()
+		require.NoError(t, wait())
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: a Send overtaken by Client.Close: %v (want ErrClosed)", round, err)
+		}
+	}
 }
