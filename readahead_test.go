@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -130,4 +131,62 @@ func TestReadAheadIdleAfterExactFill(t *testing.T) {
 	require.ErrorIs(t, err, errWouldBlock)
 	require.Nil(t, r.buf)
 	require.Zero(t, conn.pooledIn)
+}
+
+// pacedConn is a net.Conn whose every read returns one byte after wait.
+type pacedConn struct {
+	net.Conn
+	wait time.Duration
+}
+
+func (c *pacedConn) Read(p []byte) (int, error) {
+	time.Sleep(c.wait)
+	p[0] = 'x'
+	return 1, nil
+}
+
+// TestReadAheadYieldsWhileStreaming: a read that could wait yields the CPU
+// first only when the read before it had bytes within the stream window: not
+// the first read, not after a read that waited longer (an idle or slow
+// connection), not after the end or an error. (The windows are far from the
+// reads' durations both ways, so a slow machine cannot change the outcome.)
+func TestReadAheadYieldsWhileStreaming(t *testing.T) {
+	yields := 0
+	p := make([]byte, 64)
+
+	// Bytes that are there at once: every read after the first yields first.
+	fast := &chunkConn{chunks: [][]byte{{1}, {2}, {3}, {4}}, end: errWouldBlock}
+	r := readAhead{yield: func() { yields++ }, window: time.Minute}
+	for i := 0; i < 4; i++ {
+		_, err := r.read(fast, p)
+		require.NoError(t, err)
+		require.Equal(t, i, yields, "yields before read %d", i+1)
+	}
+	// The stream's end: this read yields (the one before had bytes), the next does not.
+	_, err := r.read(fast, p)
+	require.ErrorIs(t, err, errWouldBlock)
+	require.Equal(t, 4, yields)
+	_, err = r.read(fast, p)
+	require.ErrorIs(t, err, errWouldBlock)
+	require.Equal(t, 4, yields, "a read after one that got no bytes yielded")
+
+	// Bytes that come further apart than the window: no read yields.
+	yields = 0
+	paced := &pacedConn{wait: 20 * time.Millisecond}
+	r = readAhead{yield: func() { yields++ }, window: time.Millisecond}
+	for i := 0; i < 3; i++ {
+		n, err := r.read(paced, p)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	}
+	require.Zero(t, yields, "a slow connection yielded")
+
+	// The stream speeds up: the read after the first fast one yields.
+	paced.wait, r.window = 0, time.Minute
+	_, err = r.read(paced, p) // the read before it waited: no yield
+	require.NoError(t, err)
+	require.Zero(t, yields)
+	_, err = r.read(paced, p) // the read before it had bytes at once: yield
+	require.NoError(t, err)
+	require.Equal(t, 1, yields)
 }
