@@ -40,7 +40,7 @@ type readAhead struct {
 	buf       *[]byte         // the pooled buffer while busy
 	data      []byte          // bytes read into buf and not yet served
 	full      bool            // the last read filled its buffer: more is likely waiting
-	streaming bool            // the last read that could wait had bytes within streamWindow
+	streaming bool            // the last read that could wait brought a batch quickly (streamWindow)
 	raw       syscall.RawConn // the socket's descriptor, once looked up
 	yield     func()          // yieldCPU; tests count the calls
 	window    time.Duration   // streamWindow; tests set their own
@@ -91,21 +91,22 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 	if r.window != 0 {
 		window = r.window
 	}
-	r.streaming = n > 0 && time.Since(start) < window
+	r.streaming = n > 0 && (n >= streamBytes || n == len(p)) && time.Since(start) < window
 	r.full = n == len(p) && len(p) > 0
 	return n, err
 }
 
-// streamWindow: a read that could wait and had bytes within it marks the
-// connection as streaming, and the next read that would wait yields the CPU
-// first (yieldCPU). Measured on 2 cores (BENCHMARKS.md), a 64-byte stream
-// otherwise wakes the reader for every one or two messages, and each wakeup
-// costs the client and the peer more than the messages themselves; with the
-// yield, the client reads about 0.24 times per message instead of 0.40 and
-// uses 7 % less CPU per message. A connection whose data comes further apart
-// than this (a request every few milliseconds, keepalive on an idle
-// connection) never yields.
+// A read that could wait marks the connection as streaming when it brought a
+// batch (streamBytes, or all the caller asked for) within streamWindow; the
+// next read that would wait then yields the CPU first (yieldCPU). On this
+// project's 2-core machine (BENCHMARKS.md, change 15) a stream of 64-byte
+// messages otherwise wakes the reader for every one or two messages, and each
+// wakeup costs the client and the peer more than the messages do. A read of
+// one small message (a request's answer) or after a longer wait (an idle or
+// slow connection) does not yield: there a yield only delays the reader.
 const streamWindow = time.Millisecond
+
+const streamBytes = 512
 
 // waitingReader is a connection that can take what is already waiting without
 // blocking: the tests' fakes.

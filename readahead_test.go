@@ -133,7 +133,7 @@ func TestReadAheadIdleAfterExactFill(t *testing.T) {
 	require.Zero(t, conn.pooledIn)
 }
 
-// pacedConn is a net.Conn whose every read returns one byte after wait.
+// pacedConn is a net.Conn whose every read fills the caller's buffer after wait.
 type pacedConn struct {
 	net.Conn
 	wait time.Duration
@@ -141,28 +141,30 @@ type pacedConn struct {
 
 func (c *pacedConn) Read(p []byte) (int, error) {
 	time.Sleep(c.wait)
-	p[0] = 'x'
-	return 1, nil
+	return len(p), nil
 }
 
 // TestReadAheadYieldsWhileStreaming: a read that could wait yields the CPU
-// first only when the read before it had bytes within the stream window: not
-// the first read, not after a read that waited longer (an idle or slow
-// connection), not after the end or an error. (The windows are far from the
-// reads' durations both ways, so a slow machine cannot change the outcome.)
+// first only when the read before it brought a batch (streamBytes, or all the
+// caller asked for) within the stream window: not the first read, not after a
+// read of one small message, not after one that waited longer (an idle or
+// slow connection), not after the end or an error. (The windows are far from
+// the reads' durations both ways, so a slow machine cannot change the outcome.)
 func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	yields := 0
-	p := make([]byte, 64)
+	p := make([]byte, 2*streamBytes)
+	batch := func() []byte { return make([]byte, streamBytes) }
 
-	// Bytes that are there at once: every read after the first yields first.
-	fast := &chunkConn{chunks: [][]byte{{1}, {2}, {3}, {4}}, end: errWouldBlock}
+	// Batches that are there at once: every read after the first yields first.
+	fast := &chunkConn{chunks: [][]byte{batch(), batch(), batch(), batch()}, end: errWouldBlock}
 	r := readAhead{yield: func() { yields++ }, window: time.Minute}
 	for i := 0; i < 4; i++ {
-		_, err := r.read(fast, p)
+		n, err := r.read(fast, p)
 		require.NoError(t, err)
+		require.Equal(t, streamBytes, n)
 		require.Equal(t, i, yields, "yields before read %d", i+1)
 	}
-	// The stream's end: this read yields (the one before had bytes), the next does not.
+	// The stream's end: this read yields (the one before had a batch), the next does not.
 	_, err := r.read(fast, p)
 	require.ErrorIs(t, err, errWouldBlock)
 	require.Equal(t, 4, yields)
@@ -170,14 +172,23 @@ func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	require.ErrorIs(t, err, errWouldBlock)
 	require.Equal(t, 4, yields, "a read after one that got no bytes yielded")
 
-	// Bytes that come further apart than the window: no read yields.
+	// One small message at a time (a request and its answer): no read yields.
 	yields = 0
+	small := &chunkConn{chunks: [][]byte{make([]byte, 70), make([]byte, 70), make([]byte, 70)}, end: errWouldBlock}
+	r = readAhead{yield: func() { yields++ }, window: time.Minute}
+	for i := 0; i < 3; i++ {
+		_, err := r.read(small, p)
+		require.NoError(t, err)
+	}
+	require.Zero(t, yields, "a read after one small message yielded")
+
+	// Batches that come further apart than the window: no read yields.
 	paced := &pacedConn{wait: 20 * time.Millisecond}
 	r = readAhead{yield: func() { yields++ }, window: time.Millisecond}
 	for i := 0; i < 3; i++ {
 		n, err := r.read(paced, p)
 		require.NoError(t, err)
-		require.Equal(t, 1, n)
+		require.Equal(t, len(p), n)
 	}
 	require.Zero(t, yields, "a slow connection yielded")
 
@@ -186,7 +197,7 @@ func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	_, err = r.read(paced, p) // the read before it waited: no yield
 	require.NoError(t, err)
 	require.Zero(t, yields)
-	_, err = r.read(paced, p) // the read before it had bytes at once: yield
+	_, err = r.read(paced, p) // the read before it had a batch at once: yield
 	require.NoError(t, err)
 	require.Equal(t, 1, yields)
 }
