@@ -28,10 +28,10 @@ var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize)
 // Taking what is waiting needs the socket's raw descriptor (unix); elsewhere,
 // or on a connection without one, every read is a direct read.
 //
-// While a stream arrives, a read that would wait first yields the thread's CPU
-// (see streamWindow): a producer that shares the CPU, such as the peer of a
-// loopback connection or the client's own sender, runs first, and the read
-// then takes a batch instead of waking up for each message.
+// While a stream of small pieces arrives, a read that would wait first yields
+// the thread's CPU (see streamWindow): a producer that shares the CPU, such as
+// the peer of a loopback connection or the client's own sender, runs first,
+// and the read then takes a batch instead of waking up for each message.
 //
 // One goroutine reads at a time (the handshake, then the reader), so it needs
 // no lock; the pooled buffer is only ever written by that goroutine's own
@@ -41,6 +41,7 @@ type readAhead struct {
 	data      []byte          // bytes read into buf and not yet served
 	full      bool            // the last read filled its buffer: more is likely waiting
 	streaming bool            // the last read that could wait brought a batch quickly (streamWindow)
+	got       int             // bytes taken from the socket since the last read that could wait (yieldBelow)
 	raw       syscall.RawConn // the socket's descriptor, once looked up
 	yield     func()          // yieldCPU; tests count the calls
 	window    time.Duration   // streamWindow; tests set their own
@@ -66,6 +67,7 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 			r.buf = readAheadPool.Get().(*[]byte)
 		}
 		if n := r.readWaiting(c, *r.buf); n > 0 {
+			r.got += n
 			r.full = n == len(*r.buf)
 			m := copy(p, (*r.buf)[:n])
 			r.data = (*r.buf)[m:n]
@@ -78,7 +80,7 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 	// Nothing known to be waiting: wait on the caller's buffer. Errors and the
 	// end of the stream come this way too.
 	r.release()
-	if r.streaming {
+	if r.streaming && r.got < yieldBelow {
 		if r.yield != nil {
 			r.yield()
 		} else {
@@ -91,6 +93,7 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 	if r.window != 0 {
 		window = r.window
 	}
+	r.got = max(n, 0)
 	r.streaming = n > 0 && (n >= streamBytes || n == len(p)) && time.Since(start) < window
 	r.full = n == len(p) && len(p) > 0
 	return n, err
@@ -98,15 +101,20 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 
 // A read that could wait marks the connection as streaming when it brought a
 // batch (streamBytes, or all the caller asked for) within streamWindow; the
-// next read that would wait then yields the CPU first (yieldCPU). On this
-// project's 2-core machine (BENCHMARKS.md, change 15) a stream of 64-byte
-// messages otherwise wakes the reader for every one or two messages, and each
-// wakeup costs the client and the peer more than the messages do. A read of
-// one small message (a request's answer) or after a longer wait (an idle or
-// slow connection) does not yield: there a yield only delays the reader.
+// next read that would wait then yields the CPU first (yieldCPU), unless the
+// reads since that wakeup took yieldBelow or more. On this project's 2-core
+// machines (BENCHMARKS.md, change 15) a stream of 64-byte messages otherwise
+// wakes the reader for every one or two messages, and each wakeup costs the
+// client and the peer more than the messages do. A read of one small message
+// (a request's answer) or after a longer wait (an idle or slow connection)
+// does not yield: there a yield only delays the reader. Nor does a wakeup that
+// already took a large batch (a stream of large messages): its cost is
+// amortised, and a yield there cost 16 KiB streams 15 % of their throughput.
 const streamWindow = time.Millisecond
 
 const streamBytes = 512
+
+const yieldBelow = 4 << 10
 
 // waitingReader is a connection that can take what is already waiting without
 // blocking: the tests' fakes.

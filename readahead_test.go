@@ -148,7 +148,8 @@ func (c *pacedConn) Read(p []byte) (int, error) {
 // first only when the read before it brought a batch (streamBytes, or all the
 // caller asked for) within the stream window: not the first read, not after a
 // read of one small message, not after one that waited longer (an idle or
-// slow connection), not after the end or an error. (The windows are far from
+// slow connection), not after the end or an error, not after a wakeup whose
+// reads took yieldBelow or more (a large message). (The windows are far from
 // the reads' durations both ways, so a slow machine cannot change the outcome.)
 func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	yields := 0
@@ -200,4 +201,28 @@ func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	_, err = r.read(paced, p) // the read before it had a batch at once: yield
 	require.NoError(t, err)
 	require.Equal(t, 1, yields)
+
+	// A wakeup whose reads took yieldBelow or more (a large message) is not
+	// followed by a yield; one that took less is.
+	for _, ahead := range []int{yieldBelow, yieldBelow - 2*len(p)} {
+		yields = 0
+		big := &chunkConn{chunks: [][]byte{make([]byte, len(p)), make([]byte, ahead), make([]byte, len(p))}, end: errWouldBlock}
+		r = readAhead{yield: func() { yields++ }, window: time.Minute}
+		got := 0
+		for got < len(p)+ahead { // the full read, then the read-ahead's bytes
+			n, err := r.read(big, p)
+			require.NoError(t, err)
+			got += n
+		}
+		require.Equal(t, 1, big.reads)
+		require.Equal(t, 1, big.waiting)
+		_, err = r.read(big, p) // waits: yields only if the wakeup took less than yieldBelow
+		require.NoError(t, err)
+		require.Equal(t, 2, big.reads)
+		want := 0
+		if len(p)+ahead < yieldBelow {
+			want = 1
+		}
+		require.Equal(t, want, yields, "a wakeup that took %d bytes", len(p)+ahead)
+	}
 }
