@@ -93,7 +93,7 @@ func (r *readAhead) read(c net.Conn, p []byte) (int, error) {
 	if r.window != 0 {
 		window = r.window
 	}
-	r.got = max(n, 0)
+	r.got = n
 	r.streaming = n > 0 && (n >= streamBytes || n == len(p)) && time.Since(start) < window
 	r.full = n == len(p) && len(p) > 0
 	return n, err

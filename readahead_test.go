@@ -203,13 +203,13 @@ func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 	require.Equal(t, 1, yields)
 
 	// A wakeup whose reads took yieldBelow or more (a large message) is not
-	// followed by a yield; one that took less is.
-	for _, ahead := range []int{yieldBelow, yieldBelow - 2*len(p)} {
+	// followed by a yield; one that took a byte less is.
+	for _, tc := range []struct{ took, yields int }{{yieldBelow, 0}, {yieldBelow - 1, 1}} {
 		yields = 0
+		ahead := tc.took - len(p) // the full read, then what the read-ahead takes
 		big := &chunkConn{chunks: [][]byte{make([]byte, len(p)), make([]byte, ahead), make([]byte, len(p))}, end: errWouldBlock}
 		r = readAhead{yield: func() { yields++ }, window: time.Minute}
-		got := 0
-		for got < len(p)+ahead { // the full read, then the read-ahead's bytes
+		for got := 0; got < tc.took; {
 			n, err := r.read(big, p)
 			require.NoError(t, err)
 			got += n
@@ -219,10 +219,6 @@ func TestReadAheadYieldsWhileStreaming(t *testing.T) {
 		_, err = r.read(big, p) // waits: yields only if the wakeup took less than yieldBelow
 		require.NoError(t, err)
 		require.Equal(t, 2, big.reads)
-		want := 0
-		if len(p)+ahead < yieldBelow {
-			want = 1
-		}
-		require.Equal(t, want, yields, "a wakeup that took %d bytes", len(p)+ahead)
+		require.Equal(t, tc.yields, yields, "a wakeup that took %d bytes", tc.took)
 	}
 }
