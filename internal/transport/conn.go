@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"bufio"
+	crand "crypto/rand"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnOptions is what NewConn needs besides the socket.
+type ConnOptions struct {
+	// Server: this side is the server: it writes unmasked frames and requires
+	// the peer's frames to be masked.
+	Server bool
+	// Compression: permessage-deflate was negotiated, without context
+	// takeover in either direction.
+	Compression bool
+	// ReadLimit is the largest message accepted, as delivered (inflated);
+	// 0: none.
+	ReadLimit int64
+	// WriteTimeout bounds each socket write; 0: none.
+	WriteTimeout time.Duration
+	// Subprotocol is the subprotocol the handshake agreed on.
+	Subprotocol string
+	// Response is the handshake response (client role).
+	Response *http.Response
+}
+
+// errAborted is the reader's error after Abort.
+var errAborted = errors.New("wsclient: connection aborted locally")
+
+// Conn is one upgraded WebSocket connection: the frame codec of RFC 6455 and
+// RFC 7692 over a socket. One goroutine at a time may call ReadMessage; every
+// other method is safe for concurrent use.
+type Conn struct {
+	nc           net.Conn
+	server       bool
+	compress     bool
+	readLimit    int64
+	writeTimeout time.Duration
+	subprotocol  string
+	resp         *http.Response
+
+	// mu guards the control slots and the end of the connection.
+	mu         sync.Mutex
+	failErr    error // why the connection ended (a write error, Abort); set once
+	closeFrame [2 + MaxCloseReason]byte
+	closeLen   int
+	pingFrame  [MaxControlPayload]byte
+	pingLen    int
+	pongFrame  [MaxControlPayload]byte
+	pongLen    int
+	closeDone  bool // the close frame was written (nothing may follow it)
+
+	dead      atomic.Bool   // the connection ended: writes fail with ErrClosed
+	closeSent atomic.Bool   // a close frame was queued or sent
+	pending   atomic.Uint32 // pendingPing|pendingPong|pendingClose, set under mu
+
+	_ [64]byte
+	// The write side: msgSem serializes messages (fair: a channel's waiting
+	// senders are served in order), frameMu serializes frames.
+	msgSem  chan struct{}
+	frameMu sync.Mutex
+	rng     *rand.ChaCha8 // mask keys, under frameMu
+
+	_ [64]byte
+	// The read side, owned by the goroutine in ReadMessage.
+	br      *bufio.Reader
+	life    atomic.Uint64
+	readErr error     // sticky: every later ReadMessage returns it
+	inMsg   bool      // inside a fragmented data message
+	msgOp   Opcode    // its opcode
+	msgBuf  []byte    // what has come of it (uncompressed)
+	utf     utf8Checker
+	ctlq    []Message // control frames read while inflating, due before the message
+	src     inflateSrc
+}
+
+const (
+	pendingPong uint32 = 1 << iota
+	pendingPing
+	pendingClose
+)
+
+// NewConn wraps an upgraded connection. br is the reader the handshake used
+// (it may hold bytes of the first frames already); nc is the socket (TLS or
+// not) for writes, deadlines, addresses and Close.
+func NewConn(nc net.Conn, br *bufio.Reader, o ConnOptions) *Conn {
+	if br == nil {
+		br = bufio.NewReaderSize(nc, 4096)
+	}
+	c := &Conn{
+		nc:           nc,
+		br:           br,
+		server:       o.Server,
+		compress:     o.Compression,
+		readLimit:    o.ReadLimit,
+		writeTimeout: o.WriteTimeout,
+		subprotocol:  o.Subprotocol,
+		resp:         o.Response,
+		msgSem:       make(chan struct{}, 1),
+	}
+	if !o.Server {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:]) // never fails (crypto/rand panics instead)
+		c.rng = rand.NewChaCha8(seed)
+	}
+	c.src.c = c
+	return c
+}
+
+// Abort drops the socket now: a ReadMessage in progress returns a 1006
+// CloseError saying the connection was aborted locally, writes fail with
+// ErrClosed. It is idempotent.
+func (c *Conn) Abort() { c.end(errAborted) }
+
+// end ends the connection once, for err, and closes the socket.
+func (c *Conn) end(err error) {
+	c.mu.Lock()
+	if c.failErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.failErr = err
+	c.dead.Store(true)
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// endErr is why the connection ended locally, nil when it has not.
+func (c *Conn) endErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failErr
+}
+
+// CloseSent reports whether this side queued or sent a close frame.
+func (c *Conn) CloseSent() bool { return c.closeSent.Load() }
+
+// Life grows on every read from the socket that brought bytes (at least once
+// per frame): proof that the peer is alive, even during a long message.
+func (c *Conn) Life() uint64 { return c.life.Load() }
+
+// Subprotocol is the subprotocol agreed on in the handshake.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Response is the handshake response (nil in the server role).
+func (c *Conn) Response() *http.Response { return c.resp }
+
+// LocalAddr is the socket's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr is the socket's remote address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Compressed reports whether permessage-deflate is in use.
+func (c *Conn) Compressed() bool { return c.compress }

@@ -1,0 +1,284 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// frameHeader is a frame's header, validated.
+type frameHeader struct {
+	fin    bool
+	rsv1   bool
+	op     Opcode
+	masked bool
+	key    [4]byte
+	length int64
+}
+
+var errBadUTF8 = errors.New("a text message that is not valid UTF-8")
+
+func errTooBig(limit int64) error {
+	return fmt.Errorf("a message over the read limit of %d bytes", limit)
+}
+
+// protocolError fails the connection from this side: it queues a close frame
+// with code and reason (unless one was queued already) and returns the
+// reader's error.
+func (c *Conn) protocolError(code int, reason string, err error) error {
+	c.queueCloseFrame(code, reason)
+	return &CloseError{Local: true, Code: code, Reason: reason, Err: err}
+}
+
+// readFailed turns a socket read error into the reader's error: 1006, with
+// the write error or Abort that ended the connection first, or the read
+// error (io.ErrUnexpectedEOF for EOF).
+func (c *Conn) readFailed(err error) error {
+	if e := c.endErr(); e != nil {
+		err = e
+	} else if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &CloseError{Code: CloseAbnormal, Err: err}
+}
+
+// readHeader reads and validates the next frame header.
+func (c *Conn) readHeader() (frameHeader, error) {
+	var h frameHeader
+	b, err := c.br.Peek(2)
+	if err != nil {
+		return h, c.readFailed(err)
+	}
+	c.life.Add(1)
+	b0, b1 := b[0], b[1]
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	h.masked = b1&0x80 != 0
+	if h.masked {
+		n += 4
+	}
+	if n > 2 {
+		if b, err = c.br.Peek(n); err != nil {
+			return h, c.readFailed(err)
+		}
+	}
+	h.fin = b0&0x80 != 0
+	h.rsv1 = b0&0x40 != 0
+	h.op = Opcode(b0 & 0x0f)
+	i := 2
+	switch l := b1 & 0x7f; l {
+	case 126:
+		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+		i = 4
+	case 127:
+		u := binary.BigEndian.Uint64(b[2:])
+		if u>>63 != 0 {
+			return h, c.protocolError(CloseProtocolError, "invalid frame length",
+				errors.New("a 64-bit payload length with the most significant bit set"))
+		}
+		h.length = int64(u)
+		i = 10
+	default:
+		h.length = int64(l)
+	}
+	if h.masked {
+		copy(h.key[:], b[i:i+4])
+	}
+	_, _ = c.br.Discard(n)
+
+	if b0&0x30 != 0 {
+		return h, c.protocolError(CloseProtocolError, "reserved bits set", errors.New("a frame with RSV2 or RSV3 set"))
+	}
+	switch h.op {
+	case OpContinuation:
+		if !c.inMsg {
+			return h, c.protocolError(CloseProtocolError, "unexpected continuation",
+				errors.New("a continuation frame without a message to continue"))
+		}
+		if h.rsv1 {
+			return h, c.protocolError(CloseProtocolError, "reserved bits set",
+				errors.New("RSV1 set on a continuation frame"))
+		}
+	case OpText, OpBinary:
+		if c.inMsg {
+			return h, c.protocolError(CloseProtocolError, "expected continuation",
+				errors.New("a new data frame inside a fragmented message"))
+		}
+		if h.rsv1 && !c.compress {
+			return h, c.protocolError(CloseProtocolError, "reserved bits set",
+				errors.New("RSV1 set without permessage-deflate"))
+		}
+	case OpClose, OpPing, OpPong:
+		switch {
+		case h.rsv1:
+			return h, c.protocolError(CloseProtocolError, "reserved bits set",
+				errors.New("RSV1 set on a control frame"))
+		case !h.fin:
+			return h, c.protocolError(CloseProtocolError, "fragmented control frame",
+				errors.New("a control frame without FIN"))
+		case h.length > MaxControlPayload:
+			return h, c.protocolError(CloseProtocolError, "control frame too long",
+				fmt.Errorf("a %d-byte control frame payload (at most %d)", h.length, MaxControlPayload))
+		}
+	default:
+		return h, c.protocolError(CloseProtocolError, "unknown opcode", fmt.Errorf("a frame with opcode %d", h.op))
+	}
+	if h.masked == c.server {
+		return h, c.protocolError(CloseProtocolError, "bad masking", c.maskingError())
+	}
+	return h, nil
+}
+
+func (c *Conn) maskingError() error {
+	if c.server {
+		return errors.New("an unmasked frame from the client")
+	}
+	return errors.New("a masked frame from the server")
+}
+
+// readPayload reads len(p) payload bytes into p and unmasks them.
+func (c *Conn) readPayload(h *frameHeader, p []byte) error {
+	for i := 0; i < len(p); {
+		n, err := c.br.Read(p[i:])
+		if n > 0 {
+			i += n
+			c.life.Add(1)
+			continue
+		}
+		if err != nil {
+			return c.readFailed(err)
+		}
+	}
+	if h.masked {
+		maskBytes(h.key, 0, p)
+	}
+	return nil
+}
+
+// readControl reads a control frame's payload and acts on it: a ping's pong
+// is queued, a close ends the reading.
+func (c *Conn) readControl(h frameHeader) (Message, error) {
+	p := make([]byte, h.length)
+	if err := c.readPayload(&h, p); err != nil {
+		return Message{}, err
+	}
+	switch h.op {
+	case OpPing:
+		_ = c.queueControl(pendingPong, p)
+		return Message{Op: OpPing, Data: p}, nil
+	case OpPong:
+		return Message{Op: OpPong, Data: p}, nil
+	}
+	// close
+	if len(p) == 0 {
+		c.queueCloseFrame(0, "")
+		return Message{}, &CloseError{Code: CloseNoStatus}
+	}
+	if len(p) == 1 {
+		return Message{}, c.protocolError(CloseProtocolError, "invalid close frame",
+			errors.New("a close frame with a 1-byte payload: a body starts with a 2-byte code (RFC 6455 5.5.1)"))
+	}
+	code := int(binary.BigEndian.Uint16(p))
+	if !ValidCloseCode(code) {
+		return Message{}, c.protocolError(CloseProtocolError, "invalid close code",
+			fmt.Errorf("close code %d may not be sent", code))
+	}
+	if !utf8.Valid(p[2:]) {
+		return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8 in close reason",
+			errors.New("the close reason is not valid UTF-8"))
+	}
+	c.queueCloseFrame(code, "")
+	return Message{}, &CloseError{Code: code, Reason: string(p[2:])}
+}
+
+func (c *Conn) popControl() Message {
+	m := c.ctlq[0]
+	n := copy(c.ctlq, c.ctlq[1:])
+	c.ctlq[n] = Message{}
+	c.ctlq = c.ctlq[:n]
+	return m
+}
+
+// ReadMessage returns the next message: a whole Text or Binary message, or a
+// Ping or Pong frame (a ping's pong is queued first). Data belongs to the
+// caller. The peer's close frame (echoed unless this side sent one first), a
+// protocol violation (answered with a close frame) and the end of the
+// connection give a *CloseError, which every later call returns again. One
+// goroutine at a time.
+func (c *Conn) ReadMessage() (Message, error) {
+	if c.readErr != nil {
+		return Message{}, c.readErr
+	}
+	if len(c.ctlq) > 0 {
+		return c.popControl(), nil
+	}
+	m, err := c.readMessage()
+	if err != nil {
+		c.readErr = err
+		c.inMsg, c.msgBuf = false, nil
+	}
+	return m, err
+}
+
+func (c *Conn) readMessage() (Message, error) {
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return Message{}, err
+		}
+		if h.op.IsControl() {
+			return c.readControl(h)
+		}
+		if h.rsv1 {
+			return c.readCompressed(h)
+		}
+		total := h.length
+		if h.op == OpContinuation {
+			total += int64(len(c.msgBuf))
+		}
+		if c.readLimit > 0 && total > c.readLimit {
+			return Message{}, c.protocolError(CloseMessageTooBig, "message too big", errTooBig(c.readLimit))
+		}
+		if total != int64(int(total)) {
+			return Message{}, c.protocolError(CloseMessageTooBig, "message too big", errors.New("a message too large for memory"))
+		}
+		if h.op != OpContinuation {
+			c.msgOp = h.op
+			if h.fin { // the common case: one frame, one allocation of its size
+				p := make([]byte, h.length)
+				if err := c.readPayload(&h, p); err != nil {
+					return Message{}, err
+				}
+				if h.op == OpText && !utf8.Valid(p) {
+					return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
+				}
+				return Message{Op: h.op, Data: p}, nil
+			}
+			c.inMsg, c.msgBuf, c.utf = true, make([]byte, 0, h.length), utf8Checker{}
+		}
+		buf := c.msgBuf
+		start := len(buf)
+		buf = append(buf, make([]byte, h.length)...)
+		c.msgBuf = buf
+		if err := c.readPayload(&h, buf[start:]); err != nil {
+			return Message{}, err
+		}
+		if c.msgOp == OpText && !c.utf.check(buf) {
+			return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
+		}
+		if h.fin {
+			c.inMsg, c.msgBuf = false, nil
+			if c.msgOp == OpText && !c.utf.complete(buf) {
+				return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
+			}
+			return Message{Op: c.msgOp, Data: buf}, nil
+		}
+	}
+}
