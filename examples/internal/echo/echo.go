@@ -13,16 +13,24 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Server is an echo server on a loopback port. Drop closes the live connections
-// (to show reconnects); Close stops it.
+// Server is an echo server on a loopback port. Drop cuts the live connections
+// and CloseOn closes one with a close frame (to show reconnects); Close stops it.
 type Server struct {
 	URL string
 
-	srv  *http.Server
-	ln   net.Listener
-	mu   sync.Mutex
-	live map[*websocket.Conn]bool
-	wg   sync.WaitGroup
+	srv     *http.Server
+	ln      net.Listener
+	mu      sync.Mutex
+	live    map[*websocket.Conn]bool
+	closeOn *closeOn // the message to answer with a close frame, nil for none
+	wg      sync.WaitGroup
+}
+
+// closeOn is what CloseOn arranged.
+type closeOn struct {
+	msg    string
+	code   int
+	reason string
 }
 
 var upgrader = websocket.Upgrader{
@@ -67,10 +75,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
+		if code, reason, ok := s.takeCloseOn(data); ok {
+			// A server-side close handshake: the client answers, and the next
+			// read returns its close frame.
+			msg := websocket.FormatCloseMessage(code, reason)
+			if err := ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+				return
+			}
+			continue
+		}
 		if err := ws.WriteMessage(mt, data); err != nil {
 			return
 		}
 	}
+}
+
+// CloseOn makes the server answer the next message equal to msg, on any
+// connection, with a close frame (code, reason) instead of its echo: a close
+// started by the server at a known point of a conversation.
+func (s *Server) CloseOn(msg string, code int, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeOn = &closeOn{msg: msg, code: code, reason: reason}
+}
+
+// takeCloseOn reports whether data is the message CloseOn is waiting for, and
+// if so clears it (it closes once) and returns the close to send.
+func (s *Server) takeCloseOn(data []byte) (code int, reason string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.closeOn
+	if c == nil || c.msg != string(data) {
+		return 0, "", false
+	}
+	s.closeOn = nil
+	return c.code, c.reason, true
 }
 
 // Drop cuts every live connection without a close frame, as a crashing server would.
