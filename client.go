@@ -1,13 +1,19 @@
 package wsclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"net/http"
+	"fmt"
 	"net/url"
+	"reflect"
+	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
 // Client keeps one WebSocket connection alive: it dials, calls the Handler, keeps
@@ -16,39 +22,38 @@ import (
 type Client struct {
 	handler Handler
 	opts    Options
+	url     *url.URL // the first attempts'; OnDisconnect may choose another
+	dial    dialer
+	clk     clock
 	m       machine
+	stats   counters
 
-	// The handler lock, taken by the reader for every message, on a cache line
-	// of its own: Send reads live and mu's neighbours on every call.
-	_   [64]byte
-	hmu sync.Mutex // the handler lock: callbacks never overlap
-	_   [64]byte
+	hmu sync.Mutex // the handler lock: the user's functions never overlap
 
-	mu  sync.Mutex
-	cur *Conn // the open connection, nil when none
-	// live is cur once its outbox has drained, for Send's fast path (no mu);
-	// nil while there is none, and from Close on.
-	live    atomic.Pointer[Conn]
+	mu      sync.Mutex
+	cur     *Conn      // the open connection, nil when none
 	outbox  []*pending // frames waiting for the next connection
 	stopped bool       // no more sends: Close was called or Run has ended
 	infos   []any      // messages for HandleInfo
 	infoGen chan struct{}
+	// live is cur, for Send's fast path (no mu); nil from Close on.
+	live atomic.Pointer[Conn]
 
-	infoWake  chan struct{} // tells the owner that infos has messages (cap 1)
-	closeOnce sync.Once
-	closing   chan struct{} // closed by Close
-	closeCode int
-	closeWhy  string
-	abortOnce sync.Once
-	abort     chan struct{} // closed when Close's ctx ran out: drop the socket now
-	running   atomic.Bool
-	runDone   chan struct{}
+	infoWake    chan struct{} // tells the owner that infos has messages (cap 1)
+	closeOnce   sync.Once
+	closeCtx    context.Context // done once Close was called
+	closeCancel context.CancelFunc
+	closeCode   int
+	closeWhy    string
+	abortOnce   sync.Once
+	abort       chan struct{} // closed when Close's ctx ran out: drop the socket now
+	running     atomic.Bool
+	runDone     chan struct{}
 
-	// Owned by the Run goroutine.
-	url      *url.URL
-	header   http.Header
-	gen      uint64
-	detached *Conn
+	// The goroutines that run the user's functions: the owner (the one in
+	// Run) and the current reader. A call from one of them is a call from
+	// inside a callback, which must never wait for them.
+	ownerG, readerG atomic.Uint64
 }
 
 // pending is a frame waiting in the outbox, and the channel its Send waits on.
@@ -65,10 +70,11 @@ const (
 	pendingAbandoned        // its Send gave up (ctx): never written
 )
 
-// New checks rawURL and opts and returns a client ready to Run. It does no I/O.
-// handler must not be nil; opts may be nil for the defaults.
+// New checks rawURL, handler and opts and returns a client ready to Run. It
+// does no I/O. handler must not be nil (nor a nil pointer in an interface);
+// opts may be nil for the defaults.
 func New(rawURL string, handler Handler, opts *Options) (*Client, error) {
-	if handler == nil {
+	if isNil(handler) {
 		return nil, errors.New("wsclient: nil Handler")
 	}
 	u, err := parseURL(rawURL)
@@ -82,37 +88,88 @@ func New(rawURL string, handler Handler, opts *Options) (*Client, error) {
 	c := &Client{
 		handler:  handler,
 		opts:     o,
-		url:      u,
-		header:   o.Header,
+		dial:     dialTransport,
+		clk:      systemClock{},
 		infoWake: make(chan struct{}, 1),
 		infoGen:  make(chan struct{}),
-		closing:  make(chan struct{}),
 		abort:    make(chan struct{}),
 		runDone:  make(chan struct{}),
 	}
-	c.m.log = o.Logger
-	c.m.notify = o.OnStateChange
+	c.url = u
+	c.closeCtx, c.closeCancel = context.WithCancel(context.Background())
+	c.m.init(c, o.Logger)
 	return c, nil
+}
+
+// isNil reports whether h is nil or holds a nil pointer, map, slice, func or chan.
+func isNil(h Handler) bool {
+	if h == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(h); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // State is the client's current state.
 func (c *Client) State() State { return c.m.current() }
 
+// Done is closed once Run has returned.
+func (c *Client) Done() <-chan struct{} { return c.runDone }
+
+// WaitOpen waits until a connection is open and returns nil, or returns
+// ErrClosed once Run has ended (or Close was called), or ctx's error. Called
+// from inside a callback it never waits: it returns nil when a connection is
+// open and ErrNotConnected otherwise (the next connection comes only after
+// the callback returns).
+func (c *Client) WaitOpen(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for {
+		s, changed := c.m.watch()
+		switch {
+		case s == Open:
+			return nil
+		case s == Closed || c.closeCtx.Err() != nil:
+			return ErrClosed
+		case c.inCallback():
+			return fmt.Errorf("%w: WaitOpen from inside a callback cannot wait", ErrNotConnected)
+		}
+		select {
+		case <-changed:
+		case <-c.closeCtx.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Send writes f on the open connection, on the caller's goroutine, and returns
-// nil once the frame was handed to the socket. ctx bounds the wait for the write
-// lock or for a place in the outbox; Options.WriteTimeout bounds the write.
+// nil once the frame was handed to the socket ("sent" means written to the
+// socket, not received by the server). ctx bounds the wait for the write lock
+// or for a place in the outbox; Options.WriteTimeout bounds the write. A nil
+// ctx means context.Background().
 //
-// While no connection is open, Send returns ErrNotConnected at once, or with
-// Options.OutboxSize > 0 it waits in the outbox (bounded by ctx) and the frame
-// is written right after the next OnConnect; ErrOutboxFull when the outbox is full.
-// Once Close was called or Run has ended, Send returns ErrClosed.
+// While a connection is open (OnConnect included: a Send while OnConnect runs
+// is one of OnConnect's frames), Send writes at once. While none is open, Send
+// returns ErrNotConnected, or with Options.OutboxSize > 0 it waits in the
+// outbox (bounded by ctx) and the frame is written right after the next
+// OnConnect; ErrOutboxFull when the outbox is full. From inside a callback, a
+// Send that would have to wait for the next connection returns ErrNotConnected
+// at once. Once Close was called or Run has ended, Send returns ErrClosed.
 func (c *Client) Send(ctx context.Context, f Frame) error {
 	if err := checkFrame(f); err != nil {
 		return err
 	}
-	// The common case, an open connection past its outbox: no client lock.
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// The common case, an open connection: no client lock.
 	if conn := c.live.Load(); conn != nil {
-		if err := conn.write(ctx, f); err != errConnEnded {
+		if err := conn.write(ctx, f); err != errNotWritten {
 			return err
 		}
 	}
@@ -122,31 +179,21 @@ func (c *Client) Send(ctx context.Context, f Frame) error {
 			c.mu.Unlock()
 			return ErrClosed
 		}
-		conn := c.cur
-		if conn != nil && !conn.ended() && !conn.closeSent.Load() {
+		if conn := c.cur; conn != nil && conn.writable() {
 			c.mu.Unlock()
-			select {
-			case <-conn.ready:
-			default: // OnConnect or the outbox flush is still running: wait
-				select {
-				case <-conn.ready:
-				case <-conn.done:
-					continue // it ended while OnConnect ran: try the outbox
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+			if err := conn.write(ctx, f); err != errNotWritten {
+				return err
 			}
-			err := conn.write(ctx, f)
-			if err == errConnEnded {
-				continue // nothing was written: try the outbox
-			}
-			return err
+			continue // it ended or started closing first: nothing went out
 		}
-		if c.opts.OutboxSize == 0 {
+		switch {
+		case c.opts.OutboxSize == 0:
 			c.mu.Unlock()
 			return ErrNotConnected
-		}
-		if len(c.outbox) >= c.opts.OutboxSize {
+		case c.inCallback():
+			c.mu.Unlock()
+			return fmt.Errorf("%w: a Send from inside a callback cannot wait in the outbox for the next connection", ErrNotConnected)
+		case len(c.outbox) >= c.opts.OutboxSize:
 			c.mu.Unlock()
 			return ErrOutboxFull
 		}
@@ -181,12 +228,16 @@ func (c *Client) awaitPending(ctx context.Context, p *pending) error {
 	return ctx.Err()
 }
 
-// Info posts msg to HandleInfo, which runs on the client's goroutine in turn
-// with the other callbacks, whatever the state. It returns once msg is queued;
-// while Options.InfoQueueSize messages wait, it waits for room, bounded by ctx.
-// After Close or the end of Run it returns ErrClosed; messages still queued
-// when Run ends are dropped.
+// Info posts msg to HandleInfo, which runs in turn with the other callbacks,
+// whatever the state, on the goroutine that called Run. It returns once msg is
+// queued; while Options.InfoQueueSize messages wait, it waits for room,
+// bounded by ctx (nil: no bound), except from inside a callback, where it
+// returns ErrInfoQueueFull at once. After Close or the end of Run it returns
+// ErrClosed; messages still queued when Run ends are dropped.
 func (c *Client) Info(ctx context.Context, msg any) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	for {
 		c.mu.Lock()
 		if c.stopped {
@@ -204,6 +255,9 @@ func (c *Client) Info(ctx context.Context, msg any) error {
 		}
 		room := c.infoGen
 		c.mu.Unlock()
+		if c.inCallback() {
+			return ErrInfoQueueFull
+		}
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -215,13 +269,21 @@ func (c *Client) Info(ctx context.Context, msg any) error {
 // Close closes the client: it sends a close frame with code and reason
 // (CloseNormal for a plain goodbye), waits for the server's close up to
 // Options.CloseTimeout, and returns once Run has returned. A dial or a backoff
-// wait in progress is cut short. ctx bounds the whole wait; when it ends first
-// the socket is dropped at once and ctx's error is returned. Close may be called
-// many times and before Run (Run then returns at once). Do not call it from a
-// callback: it waits for Run, which waits for the callback; use Conn.Close there.
+// wait in progress is cut short. ctx bounds the whole wait (nil: no bound);
+// when it ends first the socket is dropped at once and ctx's error is
+// returned. Close always ends the client: an invalid code or reason is
+// reported as an error and replaced (1000; the reason made valid UTF-8 and
+// cut to 123 bytes). Close may be called many times, before Run (Run then
+// returns at once) and from inside a callback, where it starts the close and
+// returns without waiting (Run returns after the callback).
 func (c *Client) Close(ctx context.Context, code int, reason string) error {
-	if err := checkClose(code, reason); err != nil {
-		return err
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	bad := checkClose(code, reason)
+	if bad != nil {
+		code, reason = sanitizeClose(code, reason)
+		bad = fmt.Errorf("%w; closing with %d instead", bad, code)
 	}
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -229,14 +291,14 @@ func (c *Client) Close(ctx context.Context, code int, reason string) error {
 		c.live.Store(nil)
 		c.closeCode, c.closeWhy = code, reason
 		c.mu.Unlock()
-		close(c.closing)
+		c.closeCancel()
 	})
-	if !c.running.Load() {
-		return nil
+	if !c.running.Load() || c.inCallback() {
+		return bad
 	}
 	select {
 	case <-c.runDone:
-		return nil
+		return bad
 	case <-ctx.Done():
 		c.abortOnce.Do(func() { close(c.abort) })
 		return ctx.Err()
@@ -251,7 +313,7 @@ func (c *Client) callback(name string, fn func(Handler) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			stack := debug.Stack()
-			c.opts.Logger.Error("wsclient: callback panicked", "callback", name, "panic", r, "stack", string(stack))
+			c.m.log.Error("wsclient: callback panicked", "callback", name, "panic", r, "stack", string(stack))
 			err = &callbackError{callback: name, err: &PanicError{Value: r, Stack: stack}}
 		}
 	}()
@@ -259,6 +321,29 @@ func (c *Client) callback(name string, fn func(Handler) error) (err error) {
 		return &callbackError{callback: name, err: err}
 	}
 	return nil
+}
+
+// inCallback reports whether the caller is one of the goroutines that run the
+// user's functions, that is, whether it is inside one of them. It costs a
+// stack read, so only paths that would wait for those goroutines ask.
+func (c *Client) inCallback() bool {
+	g := goroutineID()
+	return g == c.ownerG.Load() || g == c.readerG.Load()
+}
+
+// goroutineID is the runtime's id of the calling goroutine, read from the
+// first line of its stack trace ("goroutine 42 [running]:"). Go gives no other
+// way to tell "called from inside a callback" from "called from another
+// goroutine", and that difference decides whether a call may wait.
+func goroutineID() uint64 {
+	var buf [32]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 // takeInfos removes the queued messages and wakes Info callers waiting for room.
@@ -300,20 +385,37 @@ func (c *Client) requeueInfos(msgs []any) {
 	}
 }
 
-// failOutbox fails every frame still waiting.
-func (c *Client) failOutbox(err error) {
+// setCurrent makes conn the connection Send writes to (nil for none).
+func (c *Client) setCurrent(conn *Conn) {
 	c.mu.Lock()
+	c.cur = conn
+	if conn == nil || c.stopped {
+		c.live.Store(nil)
+	} else {
+		c.live.Store(conn)
+	}
+	c.mu.Unlock()
+}
+
+// stop marks the client stopped, wakes Info callers waiting for room and
+// fails every frame still waiting in the outbox with ErrClosed.
+func (c *Client) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.live.Store(nil)
+	close(c.infoGen)
+	c.infoGen = make(chan struct{})
 	waiting := c.outbox
 	c.outbox = nil
 	c.mu.Unlock()
 	for _, p := range waiting {
-		p.done <- err
+		p.done <- ErrClosed
 	}
 }
 
 // flushOutbox writes the frames that waited for this connection, after
-// OnConnect's, then lets direct sends through. Frames not yet tried when the
-// connection ends go back to the head of the outbox for the next one.
+// OnConnect's. Frames not yet tried when the connection ends go back to the
+// head of the outbox for the next one.
 func (c *Client) flushOutbox(conn *Conn) {
 	// Frames are claimed one by one (waiting -> writing), so a Send whose ctx
 	// ends while its frame is still in the batch abandons it, unwritten.
@@ -321,21 +423,16 @@ func (c *Client) flushOutbox(conn *Conn) {
 		c.mu.Lock()
 		batch := c.outbox
 		c.outbox = nil
+		c.mu.Unlock()
 		if len(batch) == 0 {
-			close(conn.ready)
-			if !c.stopped && c.cur == conn {
-				c.live.Store(conn)
-			}
-			c.mu.Unlock()
 			return
 		}
-		c.mu.Unlock()
 		for i, p := range batch {
 			if !p.state.CompareAndSwap(pendingWaiting, pendingWriting) {
 				continue // abandoned by its Send
 			}
 			err := conn.write(context.Background(), p.f)
-			if err == errConnEnded {
+			if err == errNotWritten {
 				c.requeue(batch[i:])
 				return
 			}
@@ -363,3 +460,7 @@ func (c *Client) requeue(frames []*pending) {
 	}
 	c.outbox = append(keep, c.outbox...)
 }
+
+// redact is u as it may appear in a log line or an error: no credentials, no
+// query values (tokens often travel there).
+func redact(u *url.URL) string { return transport.Redact(u) }

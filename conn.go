@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
 // Conn is one connection, as callbacks see it. Each successful handshake makes a
@@ -23,11 +24,8 @@ import (
 type Conn struct {
 	client *Client
 	gen    uint64
-	ws     *websocket.Conn // nil for the stand-in given to HandleInfo while not connected
-	resp   *http.Response
+	w      wire // nil for the stand-in given to HandleInfo while not connected
 	opened time.Time
-
-	ready chan struct{} // closed once OnConnect's frames and the outbox are written
 
 	endOnce    sync.Once
 	done       chan struct{} // closed when the connection has ended: no more writes
@@ -35,52 +33,24 @@ type Conn struct {
 	readerDone chan struct{} // closed when the reader goroutine has returned
 
 	closeOnce  sync.Once
-	closeSent  atomic.Bool                // a close frame went out: no more data frames
-	localClose atomic.Pointer[CloseError] // the close this side started; set before closeStart is closed
+	localClose atomic.Pointer[CloseError] // the close this side started
 	closeStart chan struct{}              // closed when this side started the close handshake
 
-	pingSent atomic.Int64 // UnixNano of the last ping, also its payload
-	rtt      atomic.Int64
-	wire     *wireConn // the frame watcher under gorilla, nil when the dialer installed none
-
-	// What the writers change on every send, and what the reader changes on
-	// every message, each on cache lines of its own: a sender and the reader on
-	// two cores do not pull one line back and forth for every message.
-	_             [64]byte
-	wlock         writeLock   // the write lock; waiting for it obeys a ctx
-	deadlineStale atomic.Bool // the data write deadline must move before the next data write
-	deadlineTimer *time.Timer // marks it stale (see moveWriteDeadline); Reset under wlock
-	_             [64]byte
-	life          atomic.Uint64 // grows with every read from the peer: keepalive's proof of life
-	inHandler     atomic.Bool   // the reader is inside HandleFrame (pongs wait unread)
-	readBuf       []byte        // the reader's scratch buffer, reused across messages
+	pingSent  atomic.Int64 // clock UnixNano of the timed ping, also its payload
+	rtt       atomic.Int64
+	inHandler atomic.Bool // the reader is inside HandleFrame (pongs wait unread)
 }
 
-// newConn wraps a handshaken connection of generation gen.
-func newConn(c *Client, gen uint64, ws *websocket.Conn, resp *http.Response) *Conn {
-	conn := &Conn{
+func newConn(c *Client, gen uint64, w wire) *Conn {
+	return &Conn{
 		client:     c,
 		gen:        gen,
-		ws:         ws,
-		resp:       resp,
-		opened:     time.Now(),
-		wlock:      writeLock{wake: make(chan struct{}, 1)},
-		ready:      make(chan struct{}),
+		w:          w,
+		opened:     c.clk.Now(),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		closeStart: make(chan struct{}),
 	}
-	conn.deadlineStale.Store(true)
-	conn.deadlineTimer = time.AfterFunc(time.Hour, func() { conn.deadlineStale.Store(true) })
-	conn.deadlineTimer.Stop() // armed by the first data write
-	ws.SetReadLimit(c.opts.ReadLimit)
-	ws.SetPingHandler(conn.onPing)
-	ws.SetPongHandler(conn.onPong)
-	ws.SetCloseHandler(conn.onClose)
-	if w, ok := ws.NetConn().(*wireConn); ok {
-		conn.wire = w
-	}
-	return conn
 }
 
 // detachedConn is the Conn HandleInfo gets while no connection is open.
@@ -92,15 +62,19 @@ func detachedConn(c *Client) *Conn {
 	return conn
 }
 
-// Send writes f. It returns nil once the frame was handed to the socket.
-// On a connection that has ended it returns ErrNotConnected: a callback cannot
-// wait for the next connection, so frames are queued in the outbox only by
-// Client.Send.
+// Send writes f. It returns nil once the frame was handed to the socket; the
+// wait for the write lock is not bounded (Options.WriteTimeout bounds each
+// write). On a connection that has ended it returns ErrNotConnected: a Conn
+// never waits for the next connection (Client.Send from another goroutine can).
 func (conn *Conn) Send(f Frame) error {
 	if err := checkFrame(f); err != nil {
 		return err
 	}
-	return conn.write(context.Background(), f)
+	err := conn.write(context.Background(), f)
+	if errors.Is(err, errNotWritten) {
+		return ErrNotConnected
+	}
+	return err
 }
 
 // SendText sends a Text frame.
@@ -112,31 +86,37 @@ func (conn *Conn) SendBinary(b []byte) error { return conn.Send(Frame{Type: Bina
 // Close starts the close handshake with code and reason and returns at once.
 // The connection ends when the server answers or after Options.CloseTimeout;
 // OnDisconnect then gets a *CloseError with Local set, and its suggestion is to
-// stop (a close the handler asked for is deliberate).
+// stop (a close the handler asked for is deliberate). An invalid code or reason
+// is an error and nothing is sent. A second Close, or a Close once the
+// connection is closing anyway, returns nil: the close is under way. On a
+// connection that has ended it returns ErrNotConnected.
 func (conn *Conn) Close(code int, reason string) error {
 	if err := checkClose(code, reason); err != nil {
 		return err
 	}
-	if conn.ws == nil {
+	if conn.w == nil || conn.ended() {
 		return ErrNotConnected
 	}
-	if !conn.startClose(code, reason) {
-		return ErrNotConnected
-	}
+	conn.startClose(code, reason)
 	return nil
 }
 
 // Subprotocol is the subprotocol the server chose, or "".
 func (conn *Conn) Subprotocol() string {
-	if conn.ws == nil {
+	if conn.w == nil {
 		return ""
 	}
-	return conn.ws.Subprotocol()
+	return conn.w.Subprotocol()
 }
 
-// Response is the server's handshake response (headers, cookies); its body is
-// empty. Nil when not connected.
-func (conn *Conn) Response() *http.Response { return conn.resp }
+// Response is the server's handshake response (status, headers, cookies); its
+// body is empty. Nil when not connected.
+func (conn *Conn) Response() *http.Response {
+	if conn.w == nil {
+		return nil
+	}
+	return conn.w.Response()
+}
 
 // RTT is the round-trip time of the last answered keepalive ping, or 0.
 func (conn *Conn) RTT() time.Duration { return time.Duration(conn.rtt.Load()) }
@@ -144,20 +124,20 @@ func (conn *Conn) RTT() time.Duration { return time.Duration(conn.rtt.Load()) }
 // Generation numbers the connection attempts of a client, from 1.
 func (conn *Conn) Generation() uint64 { return conn.gen }
 
-// LocalAddr and RemoteAddr are the socket's addresses (nil when not connected).
+// LocalAddr is the socket's local address (nil when not connected).
 func (conn *Conn) LocalAddr() net.Addr {
-	if conn.ws == nil {
+	if conn.w == nil {
 		return nil
 	}
-	return conn.ws.LocalAddr()
+	return conn.w.LocalAddr()
 }
 
 // RemoteAddr is the address of the peer (a proxy, when one is used).
 func (conn *Conn) RemoteAddr() net.Addr {
-	if conn.ws == nil {
+	if conn.w == nil {
 		return nil
 	}
-	return conn.ws.RemoteAddr()
+	return conn.w.RemoteAddr()
 }
 
 // ended reports whether the connection has ended.
@@ -170,171 +150,115 @@ func (conn *Conn) ended() bool {
 	}
 }
 
-// errConnEnded marks a write that never started because the connection had ended.
-var errConnEnded = fmt.Errorf("%w: the connection has ended or is closing", ErrNotConnected)
+// writable reports whether data may still be written: the connection has not
+// ended and no close frame went out.
+func (conn *Conn) writable() bool { return conn.w != nil && !conn.ended() && !conn.w.CloseSent() }
 
-// write sends f under the write lock. ctx bounds only the wait for the lock;
-// WriteTimeout bounds the write, and a failed write ends the connection, since a
-// half-written frame cannot be taken back.
+// errNotWritten marks a write of which nothing went out because the connection
+// had ended or a close frame had gone out: Client.Send may still queue it.
+var errNotWritten = fmt.Errorf("%w: the connection has ended or is closing", ErrNotConnected)
+
+// write sends f. ctx bounds only the wait for the write lock.
 func (conn *Conn) write(ctx context.Context, f Frame) error {
-	if conn.ws == nil {
-		return ErrNotConnected
+	if conn.w == nil {
+		return errNotWritten
 	}
-	if err := conn.wlock.lock(ctx, conn.done); err != nil {
-		return err
-	}
-	defer conn.wlock.unlock()
-	if conn.ended() || conn.closeSent.Load() {
-		return errConnEnded
-	}
-	wt := conn.client.opts.WriteTimeout
-	var err error
-	switch f.Type {
-	case Text, Binary:
-		if conn.deadlineStale.Load() {
-			conn.moveWriteDeadline(wt)
-		}
-		err = conn.ws.WriteMessage(int(f.Type), f.Data)
-	default: // Ping, Pong
-		err = conn.ws.WriteControl(int(f.Type), f.Data, time.Now().Add(wt))
-	}
-	if err != nil {
-		if errors.Is(err, websocket.ErrCloseSent) && conn.closeSent.Load() {
-			// A close frame went out while this write waited for gorilla's
-			// own lock. A frame that gorilla writes in one piece was refused
-			// whole: nothing of it went out, and Client.Send may still queue
-			// it or report the client closed. A longer message may have gone
-			// out in part, which cannot be taken back. Either way the close
-			// handshake, not this write, decides how the connection ends.
-			if conn.oneFrame(f) {
-				return errConnEnded
-			}
-			return fmt.Errorf("%w: a close frame went out during the write", ErrNotConnected)
-		}
-		err = fmt.Errorf("wsclient: write: %w", err)
-		conn.end(err, 0)
-		return err
-	}
-	return nil
-}
-
-// oneFrame reports whether gorilla writes f with one write: a control frame,
-// or an uncompressed message that fits its write buffer.
-func (conn *Conn) oneFrame(f Frame) bool {
-	switch f.Type {
-	case Ping, Pong:
-		return true
-	}
-	return !conn.client.opts.Compression && len(f.Data) <= writeBufferSize
-}
-
-// moveWriteDeadline gives data writes a deadline WriteTimeout + 1/8 ahead, and
-// has the timer mark it stale WriteTimeout/16 later, while WriteTimeout + 1/16
-// is still left on it: every write gets at least WriteTimeout even if the timer
-// fires late by up to WriteTimeout/16. A send then costs an atomic load instead
-// of a clock read (about 150 ns on a busy VM), and the socket's deadline moves
-// at most once per WriteTimeout/16 (gorilla passes it to the socket before every
-// frame; wireConn drops an unchanged one). An idle connection's timer stays
-// stopped until its next write. Under wlock. end stops the timer after closing
-// done; a write that raced past its check re-arms it, and stops it again here,
-// so no timer fires after the connection's end.
-func (conn *Conn) moveWriteDeadline(wt time.Duration) {
-	conn.deadlineStale.Store(false)
-	conn.ws.SetWriteDeadline(time.Now().Add(wt + wt/8))
-	conn.deadlineTimer.Reset(wt / 16)
-	if conn.ended() {
-		conn.deadlineTimer.Stop()
-	}
-}
-
-// writeLock is a mutex whose waiters give up when their ctx or the connection
-// ends. Uncontended, taking it is one CAS and releasing it one atomic add (a
-// channel used as a lock costs two channel operations, each under the
-// channel's own lock); waiters sleep on wake, which a release pokes when
-// anyone waits.
-type writeLock struct {
-	mu      sync.Mutex
-	waiters atomic.Int32
-	wake    chan struct{} // cap 1
-}
-
-func (l *writeLock) lock(ctx context.Context, done <-chan struct{}) error {
-	if l.mu.TryLock() {
+	err := conn.w.WriteMessage(ctx, transport.Opcode(f.Type), f.Data)
+	switch {
+	case err == nil:
+		conn.client.stats.sent(f)
 		return nil
+	case errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrCloseSent):
+		return errNotWritten
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return err
 	}
-	l.waiters.Add(1)
-	defer l.waiters.Add(-1)
-	for {
-		// Counted as a waiter first: a release from here on pokes wake, so a
-		// release between this try and the select is not missed.
-		if l.mu.TryLock() {
-			return nil
-		}
-		select {
-		case <-l.wake:
-		case <-done:
-			return errConnEnded
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return fmt.Errorf("wsclient: write: %w", err)
 }
 
-func (l *writeLock) unlock() {
-	l.mu.Unlock()
-	if l.waiters.Load() > 0 {
-		select {
-		case l.wake <- struct{}{}:
-		default: // a poke is already waiting to be taken
-		}
-	}
-}
-
-// startClose sends a close frame once and tells the owner goroutine. It reports
-// whether this call started the close.
-func (conn *Conn) startClose(code int, reason string) bool {
-	started := false
+// startClose queues the close frame once and tells the owner goroutine.
+func (conn *Conn) startClose(code int, reason string) {
 	conn.closeOnce.Do(func() {
-		// Claim the close first: when the reader has already answered the
-		// server's close, that close decides and no second close frame goes out.
-		if conn.ended() || !conn.closeSent.CompareAndSwap(false, true) {
-			return
-		}
 		conn.localClose.Store(&CloseError{Local: true, Code: code, Reason: reason})
-		deadline := time.Now().Add(conn.client.opts.WriteTimeout)
-		err := conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			conn.end(fmt.Errorf("wsclient: write close: %w", err), 0)
-		}
+		_ = conn.w.Close(code, reason) // a close already sent (an answer to the server's) decides
 		close(conn.closeStart)
-		started = true
 	})
-	return started
 }
 
 // end ends the connection once: the first cause wins. When code is not zero and
-// no close frame was sent yet, a close frame with code goes out first (best effort).
-// Closing the socket makes the reader return.
+// no close frame was sent yet, a close frame with code goes out first (best
+// effort, never waiting). Dropping the socket makes the reader return.
 func (conn *Conn) end(cause error, code int) {
 	conn.endOnce.Do(func() {
-		if code != 0 && conn.closeSent.CompareAndSwap(false, true) {
+		if code != 0 && !conn.w.CloseSent() {
 			reason := ""
 			if ce := (*CloseError)(nil); errors.As(cause, &ce) {
 				reason = ce.Reason
 			}
-			wait := min(conn.client.opts.WriteTimeout, time.Second)
-			_ = conn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
+			_ = conn.w.Close(code, reason)
 		}
 		conn.endErr = cause
 		close(conn.done)
-		conn.deadlineTimer.Stop()
-		conn.ws.NetConn().Close()
+		conn.w.Abort()
 	})
 }
 
 // fail ends the connection with a close frame of code sent by this side.
 func (conn *Conn) fail(code int, reason string, err error) {
 	conn.end(&CloseError{Local: true, Code: code, Reason: reason, Err: err}, code)
+}
+
+// readLoop is the connection's reader goroutine: it reads messages and hands
+// them to HandleFrame, under the handler lock, in wire order.
+func (conn *Conn) readLoop() {
+	defer close(conn.readerDone)
+	c := conn.client
+	c.readerG.Store(goroutineID())
+	defer c.readerG.Store(0)
+	for {
+		m, err := conn.w.ReadMessage()
+		if err != nil {
+			conn.end(conn.readError(err), 0)
+			return
+		}
+		f := Frame{Type: MessageType(m.Op), Data: m.Data}
+		c.stats.received(f)
+		if m.Op == transport.OpPong {
+			conn.notePong(m.Data)
+		}
+		conn.inHandler.Store(true)
+		err = c.callback("HandleFrame", func(h Handler) error { return h.HandleFrame(conn, f) })
+		conn.inHandler.Store(false)
+		if err != nil {
+			conn.fail(CloseInternalError, "", err)
+			return
+		}
+	}
+}
+
+// notePong records the round trip of the timed keepalive ping.
+func (conn *Conn) notePong(data []byte) {
+	if len(data) != 8 {
+		return
+	}
+	sent := conn.pingSent.Load()
+	if sent != 0 && string(pingPayload(sent)) == string(data) {
+		rtt := conn.client.clk.Now().Sub(time.Unix(0, sent))
+		conn.rtt.Store(int64(rtt))
+		conn.client.stats.rtt.Store(int64(rtt))
+	}
+}
+
+// readError says why reading stopped, in the terms of Disconnect.Err: the
+// server's answer to a close this side started reports that close.
+func (conn *Conn) readError(err error) error {
+	var ce *CloseError
+	if errors.As(err, &ce) && !ce.Local && ce.Code != CloseAbnormal {
+		if local := conn.localClose.Load(); local != nil {
+			return local
+		}
+	}
+	return err
 }
 
 // checkFrame rejects frames that cannot be sent.
@@ -346,7 +270,7 @@ func checkFrame(f Frame) error {
 		}
 	case Binary:
 	case Ping, Pong:
-		if len(f.Data) > 125 {
+		if len(f.Data) > transport.MaxControlPayload {
 			return fmt.Errorf("wsclient: %v payload of %d bytes is over 125", f.Type, len(f.Data))
 		}
 	default:
@@ -357,11 +281,11 @@ func checkFrame(f Frame) error {
 
 // checkClose rejects close codes and reasons that may not be sent (RFC 6455 7.4).
 func checkClose(code int, reason string) error {
-	if !validCloseCode(code) {
+	if !transport.ValidCloseCode(code) {
 		return fmt.Errorf("wsclient: close code %d may not be sent", code)
 	}
-	if len(reason) > 123 {
-		return fmt.Errorf("wsclient: close reason of %d bytes is over 123", len(reason))
+	if len(reason) > transport.MaxCloseReason {
+		return fmt.Errorf("wsclient: close reason of %d bytes is over %d", len(reason), transport.MaxCloseReason)
 	}
 	if !utf8.ValidString(reason) {
 		return errors.New("wsclient: close reason is not valid UTF-8")
@@ -369,15 +293,16 @@ func checkClose(code int, reason string) error {
 	return nil
 }
 
-// validCloseCode reports whether code may appear in a close frame (RFC 6455
-// 7.4.1 and 7.4.2, with the IANA registrations 1012-1014): the same set may be
-// sent and received.
-func validCloseCode(code int) bool {
-	switch {
-	case code >= CloseNormal && code <= CloseUnsupportedData,
-		code >= CloseInvalidPayload && code <= CloseBadGateway,
-		code >= 3000 && code <= 4999:
-		return true
+// sanitizeClose makes code and reason sendable: an invalid code becomes 1000,
+// a reason loses its invalid UTF-8 and is cut to 123 bytes on a rune boundary.
+func sanitizeClose(code int, reason string) (int, string) {
+	if !transport.ValidCloseCode(code) {
+		code = CloseNormal
 	}
-	return false
+	reason = strings.ToValidUTF8(reason, "")
+	for len(reason) > transport.MaxCloseReason {
+		_, size := utf8.DecodeLastRuneInString(reason)
+		reason = reason[:len(reason)-size]
+	}
+	return code, reason
 }

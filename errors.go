@@ -3,17 +3,22 @@ package wsclient
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
 // Sentinel errors. Compare with errors.Is.
 var (
 	// ErrNotConnected: a Send while no connection is open and the outbox is off,
-	// or a Send on a Conn whose connection has ended.
+	// a Send on a Conn whose connection has ended, or a Send from inside a
+	// callback that would have to wait for the next connection (a callback
+	// cannot wait for it: the next connection comes after the callback returns).
 	ErrNotConnected = errors.New("wsclient: not connected")
 	// ErrOutboxFull: a Send while not connected found the outbox full.
 	ErrOutboxFull = errors.New("wsclient: outbox full")
+	// ErrInfoQueueFull: an Info from inside a callback found the Info queue
+	// full (from any other goroutine, Info waits for room instead).
+	ErrInfoQueueFull = errors.New("wsclient: Info queue full")
 	// ErrKeepaliveTimeout: no frame arrived within PongTimeout after a ping.
 	ErrKeepaliveTimeout = errors.New("wsclient: keepalive timeout: no frame from the peer after ping")
 	// ErrClosed: the client has been closed (or Run has ended); nothing more is sent.
@@ -22,53 +27,61 @@ var (
 	ErrAlreadyRunning = errors.New("wsclient: Run already called")
 	// ErrInvalidUTF8: a Text frame to send does not hold valid UTF-8.
 	ErrInvalidUTF8 = errors.New("wsclient: text frame is not valid UTF-8")
+	// ErrBadSubprotocol: the server chose a subprotocol that was not offered
+	// (inside a *HandshakeError).
+	ErrBadSubprotocol = transport.ErrBadSubprotocol
+	// ErrBadExtension: the server accepted an extension that was not offered
+	// (inside a *HandshakeError).
+	ErrBadExtension = transport.ErrBadExtension
+	// ErrCompression: the server's permessage-deflate answer is one this
+	// client cannot use (inside a *HandshakeError); the policy stops.
+	ErrCompression = transport.ErrCompression
 )
 
-// Close codes of RFC 6455 section 7.4.1 that the client uses.
+// Close codes of RFC 6455 section 7.4.1 and the IANA registry.
 const (
-	CloseNormal           = 1000
-	CloseGoingAway        = 1001
-	CloseProtocolError    = 1002
-	CloseUnsupportedData  = 1003
-	CloseNoStatus         = 1005
-	CloseAbnormal         = 1006
-	CloseInvalidPayload   = 1007
-	ClosePolicyViolation  = 1008
-	CloseMessageTooBig    = 1009
-	CloseMandatoryExt     = 1010
-	CloseInternalError    = 1011
-	CloseServiceRestart   = 1012
-	CloseTryAgainLater    = 1013
-	CloseBadGateway       = 1014
-	closeTLSHandshakeFail = 1015
+	CloseNormal          = transport.CloseNormal
+	CloseGoingAway       = transport.CloseGoingAway
+	CloseProtocolError   = transport.CloseProtocolError
+	CloseUnsupportedData = transport.CloseUnsupportedData
+	CloseNoStatus        = transport.CloseNoStatus
+	CloseAbnormal        = transport.CloseAbnormal
+	CloseInvalidPayload  = transport.CloseInvalidPayload
+	ClosePolicyViolation = transport.ClosePolicyViolation
+	CloseMessageTooBig   = transport.CloseMessageTooBig
+	CloseMandatoryExt    = transport.CloseMandatoryExt
+	CloseInternalError   = transport.CloseInternalError
+	CloseServiceRestart  = transport.CloseServiceRestart
+	CloseTryAgainLater   = transport.CloseTryAgainLater
+	CloseBadGateway      = transport.CloseBadGateway
 )
 
-// CloseError is a close frame sent or received. Local is true when the client sent
-// it: a deliberate Close, or the client failing the connection (1002, 1007, 1009,
-// 1011). Err, when set, is what made the client fail the connection.
-type CloseError struct {
-	Local  bool
-	Code   int
-	Reason string
-	Err    error
-}
+// CloseError is a close frame sent or received. Local is true when the client
+// sent it: a deliberate Close, or the client failing the connection (1002,
+// 1007, 1009, 1011). Err, when set, is what made the client fail the
+// connection. Code 1006 (CloseAbnormal, never sent on the wire) means the
+// connection ended without a close frame; Err then holds the network error.
+type CloseError = transport.CloseError
 
-func (e *CloseError) Error() string {
-	who := "server"
-	if e.Local {
-		who = "client"
-	}
-	s := fmt.Sprintf("wsclient: %s closed with %d", who, e.Code)
-	if e.Reason != "" {
-		s += " " + strconv.Quote(e.Reason)
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
+// HandshakeError is a handshake answered with something other than a valid 101.
+// Header holds the response headers (Location of a redirect, Retry-After); Body
+// holds up to 1 KiB of the response body, for diagnosis. StatusCode 101 with
+// Err set is a 101 that broke the rules (ErrBadSubprotocol, ErrBadExtension,
+// ErrCompression, a wrong Sec-WebSocket-Accept).
+type HandshakeError = transport.HandshakeError
 
-func (e *CloseError) Unwrap() error { return e.Err }
+// TLSError is a certificate that one side refused during the TLS handshake: the
+// server's certificate failed this client's verification (unknown authority,
+// wrong host name, expired, ...), or the server refused this client's
+// certificate (Remote): with a TLS alert, or by dropping the connection after
+// it asked for a certificate. The default policy does not retry it: a wrong,
+// expired or unknown certificate does not heal by retrying. An OnDisconnect
+// that expects a rotation on disk (Options.TLSFiles) may return Reconnect.
+type TLSError = transport.TLSError
+
+// ProxyError is a proxy that refused to open the tunnel (a CONNECT answered
+// with another status than 200, 407 for missing or wrong credentials).
+type ProxyError = transport.ProxyError
 
 // CloseStatus returns the close code in err's chain, or -1 when there is none.
 func CloseStatus(err error) int {
@@ -78,31 +91,6 @@ func CloseStatus(err error) int {
 	}
 	return -1
 }
-
-// HandshakeError is a handshake answered with something other than a valid 101.
-// Header holds the response headers (Location of a redirect, Retry-After); Body
-// holds up to 1 KiB of the response body, for diagnosis.
-type HandshakeError struct {
-	StatusCode int
-	Header     http.Header
-	Body       []byte
-	Err        error
-}
-
-func (e *HandshakeError) Error() string {
-	s := fmt.Sprintf("wsclient: handshake failed: HTTP %d", e.StatusCode)
-	if e.StatusCode >= 300 && e.StatusCode < 400 {
-		if loc := e.Header.Get("Location"); loc != "" {
-			s += " to " + loc
-		}
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // callbackError is a callback's error or recovered panic.
 type callbackError struct {

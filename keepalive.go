@@ -2,11 +2,8 @@ package wsclient
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // keepalive pings the peer every interval and declares it dead when nothing at
@@ -31,13 +28,19 @@ import (
 // Conn.RTT is the round trip of the last ping timed: while a timed ping is
 // unanswered, later pings are sent but not timed (see ping).
 //
+// Detection never depends on being able to write: a ping never waits for the
+// socket (the transport queues it behind a write in progress), so a ping stuck
+// behind a blocked write (a silent peer with the send buffer full) simply goes
+// unanswered, and the peer is found within interval + timeout all the same.
+//
 // Once a close frame went out (Client.Close, Conn.Close, or the answer to the
 // server's close) the keepalive stops: no ping may follow a close frame, and
 // CloseTimeout bounds the wait for the server's close.
 type keepalive struct {
 	conn              *Conn
+	clk               clock
 	interval, timeout time.Duration
-	timer             *time.Timer // nil when keepalive is off
+	timer             timer // nil when keepalive is off
 	nextPing          time.Time
 	waiting           bool      // a ping is out and nothing arrived since
 	deadline          time.Time // when the oldest unanswered ping runs out
@@ -59,11 +62,11 @@ const rttPatience = 4
 
 // startKeepalive starts the keepalive of conn; interval <= 0 turns it off
 // (server pings are still answered, by the reader).
-func startKeepalive(conn *Conn, interval, timeout time.Duration) *keepalive {
-	k := &keepalive{conn: conn, interval: interval, timeout: timeout}
+func startKeepalive(conn *Conn, clk clock, interval, timeout time.Duration) *keepalive {
+	k := &keepalive{conn: conn, clk: clk, interval: interval, timeout: timeout}
 	if interval > 0 {
-		k.nextPing = time.Now().Add(interval)
-		k.timer = time.NewTimer(interval)
+		k.nextPing = clk.Now().Add(interval)
+		k.timer = clk.NewTimer(interval)
 	}
 	return k
 }
@@ -73,7 +76,7 @@ func (k *keepalive) C() <-chan time.Time {
 	if k.timer == nil {
 		return nil
 	}
-	return k.timer.C
+	return k.timer.C()
 }
 
 func (k *keepalive) stop() {
@@ -86,12 +89,12 @@ func (k *keepalive) stop() {
 // unanswered ping if its deadline has come, send a ping if it is time, and
 // set the timer for whichever comes next.
 func (k *keepalive) tick() {
-	if k.conn.ended() || k.conn.closeSent.Load() {
+	if !k.conn.writable() {
 		return // the close handshake or the reader's end decides now
 	}
-	now := time.Now()
+	now := k.clk.Now()
 	// Read life before a ping goes out, so that its pong always changes it.
-	life, busy := k.conn.life.Load(), k.conn.inHandler.Load()
+	life, busy := k.conn.w.Life(), k.conn.inHandler.Load()
 	if k.waiting && !now.Before(k.deadline) {
 		switch {
 		case life != k.lifeAtPing:
@@ -99,6 +102,7 @@ func (k *keepalive) tick() {
 		case busy || k.busySeen:
 			k.deadline, k.busySeen = now.Add(k.timeout), busy
 		default:
+			k.conn.client.stats.keepaliveTimeouts.Add(1)
 			k.conn.fail(CloseInternalError, "keepalive timeout",
 				fmt.Errorf("%w (nothing received within %v of a ping)", ErrKeepaliveTimeout, k.timeout))
 			return
@@ -119,11 +123,12 @@ func (k *keepalive) tick() {
 	if k.waiting && k.deadline.Before(next) {
 		next = k.deadline
 	}
-	k.timer.Reset(time.Until(next))
+	k.timer.Reset(next.Sub(now))
 }
 
-// ping writes a keepalive ping. It reports false when the keepalive must stop:
-// the write failed (and ended the connection) or a close frame went out first.
+// ping queues a keepalive ping; it never waits for the socket. It reports
+// false when the keepalive must stop: a close frame went out first, or the
+// connection has ended.
 func (k *keepalive) ping(now time.Time) bool {
 	sent := now.UnixNano()
 	if k.timedAt == 0 || k.conn.rtt.Load() != k.rttAtTimed ||
@@ -131,15 +136,11 @@ func (k *keepalive) ping(now time.Time) bool {
 		k.timedAt, k.rttAtTimed = sent, k.conn.rtt.Load()
 		k.conn.pingSent.Store(sent)
 	}
-	err := k.conn.ws.WriteControl(websocket.PingMessage, pingPayload(sent), now.Add(k.conn.client.opts.WriteTimeout))
-	if err == nil {
-		return true
+	if err := k.conn.w.Ping(pingPayload(sent)); err != nil {
+		return false // a close went out meanwhile, or the connection ended: they decide
 	}
-	if errors.Is(err, websocket.ErrCloseSent) || k.conn.closeSent.Load() {
-		return false // a close went out meanwhile: its handshake decides
-	}
-	k.conn.end(fmt.Errorf("wsclient: write ping: %w", err), 0)
-	return false
+	k.conn.client.stats.pings.Add(1)
+	return true
 }
 
 // pingPayload is the 8 bytes of a keepalive ping: its send time, to match the pong.

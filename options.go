@@ -3,12 +3,17 @@ package wsclient
 import (
 	"context"
 	"crypto/tls"
+	"net"
+	"strconv"
+	"strings"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
 // Options configures a Client. The zero value (or nil) means the defaults given
@@ -18,7 +23,10 @@ type Options struct {
 	// Header is sent with every handshake.
 	Header http.Header
 	// HeaderFunc, when set, is called before every attempt; the headers it returns
-	// are added over Header (a fresh token per attempt). An error fails the attempt.
+	// are added over Header (a fresh token per attempt). An error fails the
+	// attempt. It runs on the goroutine that called Run, under the handler lock
+	// like every callback (it never overlaps a Handler method); its ctx ends
+	// when Close is called or Run's ctx ends.
 	HeaderFunc func(ctx context.Context) (http.Header, error)
 	// Subprotocols offered in the handshake. A server that picks one not offered
 	// fails the handshake.
@@ -35,10 +43,22 @@ type Options struct {
 	// For tests only; every connect logs a warning. A TLSConfig with
 	// InsecureSkipVerify set is refused by New unless this is set too.
 	InsecureSkipVerifyTLS bool
-	// Proxy picks the HTTP proxy for a URL. Default http.ProxyFromEnvironment;
-	// use NoProxy to dial directly.
+	// Proxy picks the proxy for an attempt, once per attempt: http:// or
+	// https:// (HTTP CONNECT), socks5:// or socks5h:// (SOCKS5); credentials in
+	// the proxy URL are sent to the proxy (Proxy-Authorization, or SOCKS5
+	// username/password). The request it gets has the attempt's URL with the
+	// scheme http (ws) or https (wss). Default http.ProxyFromEnvironment; use
+	// NoProxy to dial directly. It runs like HeaderFunc: on the goroutine that
+	// called Run, under the handler lock.
 	Proxy func(*http.Request) (*url.URL, error)
-	// Compression negotiates permessage-deflate (no context takeover). Default off.
+	// NetDialContext, when set, makes the TCP connection (to the proxy when one
+	// is used): a source address, a unix socket in tests. The proxy, TLS and
+	// the handshake still run on top of it. Default: a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Compression negotiates permessage-deflate without context takeover. A
+	// server's answer that this client cannot decode (context takeover on the
+	// server's side) fails the handshake with ErrCompression, and the policy
+	// stops: it would fail the same way every time. Default off.
 	Compression bool
 
 	// HandshakeTimeout bounds dial, TLS and upgrade together. Default 10s.
@@ -73,8 +93,9 @@ type Options struct {
 	// Logger receives state changes (Debug), disconnects (Info) and warnings.
 	// Default slog.Default().
 	Logger *slog.Logger
-	// OnStateChange, when set, is called on every state change, on the client's
-	// own goroutine: keep it short and do not call the client's blocking methods.
+	// OnStateChange, when set, is called on every state change, on the
+	// goroutine that called Run, under the handler lock like every callback:
+	// it never overlaps a Handler method. Keep it short.
 	OnStateChange func(StateChange)
 }
 
@@ -83,14 +104,15 @@ type Options struct {
 type Backoff struct {
 	// Initial delay. Default 500ms.
 	Initial time.Duration
-	// Max delay. Default 30s.
+	// Max is the largest delay ever waited, jitter included. Default 30s.
 	Max time.Duration
 	// Multiplier per attempt. Default 1.5; must be >= 1.
 	Multiplier float64
-	// Jitter spreads each delay over [d*(1-Jitter), d*(1+Jitter)]. Default 1,
-	// the whole [0, 2d]: clients that lost their server together (a restart)
-	// come back spread over twice the time that 0.5 gives, half as many in any
-	// 100 ms. Between 0 and 1; a negative value for no jitter.
+	// Jitter spreads each delay d (Initial, times Multiplier per attempt, at
+	// most Max) uniformly over [d*(1-Jitter), min(d*(1+Jitter), Max)]. Default
+	// 1, the whole [0, 2d] below Max: clients that lost their server together
+	// (a restart) come back spread out. Between 0 and 1; a negative value for
+	// no jitter.
 	Jitter float64
 }
 
@@ -210,19 +232,42 @@ func isSeparator(b byte) bool {
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole input, secrets included: say only what is wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("wsclient: bad URL: %w", err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return nil, fmt.Errorf("wsclient: bad URL %q: scheme must be ws or wss", raw)
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("wsclient: bad URL %q: no host", raw)
+		return nil, fmt.Errorf("wsclient: bad URL %q: scheme must be ws or wss", transport.Redact(u))
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("wsclient: bad URL %q: credentials in a WebSocket URL are not allowed; use Options.Header", u.Redacted())
+		return nil, fmt.Errorf("wsclient: bad URL %q: credentials in a WebSocket URL are not allowed; use Options.Header", transport.Redact(u))
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("wsclient: bad URL %q: no host", transport.Redact(u))
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("wsclient: bad URL %q: port %q is not between 1 and 65535", transport.Redact(u), p)
+		}
 	}
 	if u.Fragment != "" {
-		return nil, fmt.Errorf("wsclient: bad URL %q: a WebSocket URL has no fragment", raw)
+		return nil, fmt.Errorf("wsclient: bad URL %q: a WebSocket URL has no fragment", transport.Redact(u))
 	}
 	return u, nil
+}
+
+// reservedHeaders are set by the handshake itself.
+var reservedHeaders = []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol"}
+
+// checkHeader rejects headers the handshake owns.
+func checkHeader(h http.Header) error {
+	for _, k := range reservedHeaders {
+		if _, ok := h[k]; ok {
+			return fmt.Errorf("wsclient: header %s is set by the handshake (use Options.Subprotocols or Compression)", k)
+		}
+	}
+	return nil
 }

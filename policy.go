@@ -4,9 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"math/rand/v2"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 // maxRetryAfter caps a server's Retry-After, so a bad header cannot park the client.
@@ -14,7 +13,7 @@ const maxRetryAfter = time.Hour
 
 // suggest is the default retry policy (the table in the README): what to do after
 // cause, with the backoff's next delay, or a longer Retry-After.
-func suggest(cause error, bo *backoff.ExponentialBackOff) Decision {
+func suggest(cause error, bo *backoffPolicy, now time.Time) Decision {
 	var (
 		ce  *CloseError
 		he  *HandshakeError
@@ -33,18 +32,19 @@ func suggest(cause error, bo *backoff.ExponentialBackOff) Decision {
 	case errors.As(cause, &he):
 		switch code := he.StatusCode; {
 		case code == http.StatusSwitchingProtocols:
-			if errors.Is(he.Err, errBadSubprotocol) || errors.Is(he.Err, errBadExtension) {
-				return Stop()
-			}
+			// A 101 that broke the rules (a subprotocol or extension not
+			// offered, an unusable compression answer, a wrong accept key)
+			// would break them again.
+			return Stop()
 		case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
-			if ra, ok := retryAfter(he.Header.Get("Retry-After")); ok {
-				return ReconnectAfter(max(ra, bo.NextBackOff()))
+			if ra, ok := retryAfter(he.Header.Get("Retry-After"), now); ok {
+				return ReconnectAfter(max(ra, bo.next()))
 			}
 		default: // 3xx, other 4xx
 			return Stop()
 		}
 	}
-	return ReconnectAfter(bo.NextBackOff())
+	return ReconnectAfter(bo.next())
 }
 
 // stopCloseCode: close codes that say retrying the same way cannot help.
@@ -58,7 +58,7 @@ func stopCloseCode(code int) bool {
 }
 
 // retryAfter parses Retry-After: delay-seconds or an HTTP date.
-func retryAfter(v string) (time.Duration, bool) {
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
@@ -69,7 +69,31 @@ func retryAfter(v string) (time.Duration, bool) {
 		return min(time.Duration(min(s, int(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), maxRetryAfter), true
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
 	}
 	return 0, false
+}
+
+// backoffPolicy is the owner's exponential backoff with jitter. Max bounds
+// every delay, jitter included: the jitter spreads below it. It never gives up.
+type backoffPolicy struct {
+	b    Backoff
+	cur  float64 // the next delay before jitter, in nanoseconds
+	rand func() float64
+}
+
+func newBackoff(b Backoff) *backoffPolicy {
+	p := &backoffPolicy{b: b, rand: rand.Float64}
+	p.reset()
+	return p
+}
+
+func (p *backoffPolicy) reset() { p.cur = float64(p.b.Initial) }
+
+// next returns the next delay and moves on.
+func (p *backoffPolicy) next() time.Duration {
+	d, ceiling := min(p.cur, float64(p.b.Max)), float64(p.b.Max)
+	p.cur = min(p.cur*p.b.Multiplier, ceiling)
+	lo, hi := d*(1-p.b.Jitter), min(d*(1+p.b.Jitter), ceiling)
+	return time.Duration(lo + (hi-lo)*p.rand())
 }

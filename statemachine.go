@@ -2,6 +2,7 @@ package wsclient
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 )
 
@@ -11,14 +12,15 @@ type State int32
 const (
 	// Idle: created, Run not called yet.
 	Idle State = iota
-	// Connecting: dialing, TLS and the upgrade handshake are under way.
+	// Connecting: dialing, TLS and the upgrade handshake are under way (and,
+	// after a failed attempt, OnDisconnect is deciding).
 	Connecting
-	// Open: the connection is up; Send writes.
+	// Open: the connection is up; Send writes. After the connection was lost,
+	// the state stays Open while OnDisconnect decides.
 	Open
 	// Closing: a close frame was sent; waiting for the server's close.
 	Closing
-	// Reconnecting: no connection; waiting for the next attempt (or for
-	// OnDisconnect to decide).
+	// Reconnecting: no connection; the next attempt is scheduled.
 	Reconnecting
 	// Closed: Run has ended or is ending. Final.
 	Closed
@@ -42,32 +44,94 @@ func (s State) String() string {
 	return "invalid"
 }
 
-// event is what moves the state machine.
+// event is what moves the state machine: something the owner goroutine
+// waited for, or a decision one of its actions took.
 type event uint8
 
 const (
-	evRun       event = iota // Run was called
-	evConnected              // handshake done
-	evFailed                 // attempt failed
-	evClosing                // a close frame was sent (Client.Close, Conn.Close)
-	evLost                   // the open connection ended and the client may reconnect
-	evRetry                  // the backoff wait is over
-	evStop                   // stop for good: a Stop decision, Close, ctx end
+	evRun          event = iota // Run was called
+	evDialed                    // the handshake succeeded
+	evDialFailed                // the attempt failed
+	evLost                      // the open connection's reader has returned
+	evInfo                      // Info messages are queued
+	evPing                      // the keepalive timer fired
+	evClose                     // Client.Close was called
+	evConnClose                 // a close frame went out (Conn.Close, or Client.Close's)
+	evCloseTimeout              // no close frame from the server within CloseTimeout
+	evAbort                     // Close's ctx ended: drop the socket now
+	evCtxDone                   // Run's ctx ended
+	evReconnect                 // the decision: try again after a delay
+	evStop                      // the decision: stop for good
+	evRetry                     // the backoff delay is over
+	numEvents
 )
 
-var eventNames = [...]string{"run", "connected", "failed", "closing", "lost", "retry", "stop"}
+var eventNames = [numEvents]string{"run", "dialed", "dial-failed", "lost", "info", "ping", "close",
+	"conn-close", "close-timeout", "abort", "ctx-done", "reconnect", "stop", "retry"}
 
-func (e event) String() string { return eventNames[e] }
+func (e event) String() string {
+	if e < numEvents {
+		return eventNames[e]
+	}
+	return "invalid"
+}
 
-// transitions is the whole state machine. A (state, event) pair that is not in
-// the table cannot happen in that state: it is ignored and logged.
-var transitions = map[State]map[event]State{
-	Idle:         {evRun: Connecting, evStop: Closed},
-	Connecting:   {evConnected: Open, evFailed: Reconnecting, evStop: Closed},
-	Open:         {evClosing: Closing, evLost: Reconnecting, evStop: Closed},
-	Closing:      {evLost: Reconnecting, evStop: Closed},
-	Reconnecting: {evRetry: Connecting, evStop: Closed},
-	Closed:       {},
+// transition is one row of the state machine: the state it leads to, and what
+// the owner does. The new state is set first, so the action (OnConnect, say)
+// sees the state it belongs to.
+type transition struct {
+	to State
+	do func(o *owner, in input)
+}
+
+// transitions is the whole behaviour of the owner goroutine. A (state, event)
+// pair that is not in the table cannot happen in that state: it is ignored
+// and logged at Debug. statemachine_test.go walks every pair.
+var transitions = map[State]map[event]transition{
+	Idle: {
+		evRun:     {Connecting, (*owner).startDial},
+		evClose:   {Closed, (*owner).finish},
+		evCtxDone: {Closed, (*owner).finish},
+	},
+	Connecting: {
+		evDialed:     {Open, (*owner).opened},
+		evDialFailed: {Connecting, (*owner).dialFailed},
+		evInfo:       {Connecting, (*owner).infosDetached},
+		evClose:      {Connecting, (*owner).cutDial},
+		evCtxDone:    {Connecting, (*owner).cutDial},
+		evReconnect:  {Reconnecting, (*owner).armRetry},
+		evStop:       {Closed, (*owner).finish},
+	},
+	Open: {
+		evInfo:      {Open, (*owner).infosOpen},
+		evPing:      {Open, (*owner).keepaliveTick},
+		evClose:     {Closing, (*owner).closeStarted},
+		evConnClose: {Closing, (*owner).closeStarted},
+		evAbort:     {Closing, (*owner).drop},
+		evCtxDone:   {Closing, (*owner).goingAway},
+		evLost:      {Open, (*owner).lost},
+		evReconnect: {Reconnecting, (*owner).armRetry},
+		evStop:      {Closed, (*owner).finish},
+	},
+	Closing: {
+		evInfo:         {Closing, (*owner).infosOpen},
+		evPing:         {Closing, (*owner).nothing}, // no ping after a close frame
+		evClose:        {Closing, (*owner).closeStarted},
+		evConnClose:    {Closing, (*owner).closeStarted},
+		evCloseTimeout: {Closing, (*owner).closeTimedOut},
+		evAbort:        {Closing, (*owner).drop},
+		evCtxDone:      {Closing, (*owner).goingAway},
+		evLost:         {Closing, (*owner).lost},
+		evReconnect:    {Reconnecting, (*owner).armRetry},
+		evStop:         {Closed, (*owner).finish},
+	},
+	Reconnecting: {
+		evRetry:   {Connecting, (*owner).startDial},
+		evInfo:    {Reconnecting, (*owner).infosDetached},
+		evClose:   {Closed, (*owner).finish},
+		evCtxDone: {Closed, (*owner).finish},
+	},
+	Closed: {},
 }
 
 // StateChange is passed to Options.OnStateChange.
@@ -75,39 +139,54 @@ type StateChange struct {
 	From, To State
 	// Cause is the error that led to the change, if any.
 	Cause error
-	// Generation numbers the connections: it grows by one per attempt.
+	// Generation numbers the connection attempts: it grows by one per attempt.
 	Generation uint64
 }
 
-// machine holds the state. Only the client's owner goroutine calls fire; any
-// goroutine may read the state.
+// machine holds the state. Only the owner goroutine sets it; any goroutine may
+// read it or wait for a change.
 type machine struct {
-	state  atomic.Int32
-	log    *slog.Logger
-	notify func(StateChange)
+	c       *Client
+	state   atomic.Int32
+	log     *slog.Logger
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every change
+}
+
+func (m *machine) init(c *Client, log *slog.Logger) {
+	m.c, m.log, m.changed = c, log, make(chan struct{})
 }
 
 func (m *machine) current() State { return State(m.state.Load()) }
 
-// fire is the one function that writes the state. It reports whether ev applied.
-func (m *machine) fire(ev event, gen uint64, cause error) bool {
+// watch returns the state and a channel closed at the next change.
+func (m *machine) watch() (State, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.current(), m.changed
+}
+
+// set is the one function that writes the state. A repeat is a no-op; Closed
+// is final. OnStateChange runs under the handler lock, like every callback.
+func (m *machine) set(to State, ev event, gen uint64, cause error) {
 	from := m.current()
-	to, ok := transitions[from][ev]
-	if !ok {
-		m.log.Debug("wsclient: event ignored", "state", from, "event", ev, "generation", gen)
-		return false
+	if to == from || from == Closed {
+		return
 	}
-	if to == from {
-		return true
-	}
+	m.mu.Lock()
 	m.state.Store(int32(to))
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
 	attrs := []any{"from", from, "to", to, "event", ev, "generation", gen}
 	if cause != nil {
 		attrs = append(attrs, "cause", cause)
 	}
 	m.log.Debug("wsclient: state", attrs...)
-	if m.notify != nil {
-		m.notify(StateChange{From: from, To: to, Cause: cause, Generation: gen})
+	if notify := m.c.opts.OnStateChange; notify != nil {
+		sc := StateChange{From: from, To: to, Cause: cause, Generation: gen}
+		if err := m.c.callback("OnStateChange", func(Handler) error { notify(sc); return nil }); err != nil {
+			m.log.Error("wsclient: OnStateChange failed", "err", err)
+		}
 	}
-	return true
 }

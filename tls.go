@@ -6,94 +6,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
+	"net/url"
 	"os"
-	"slices"
 )
-
-// TLSError is a certificate that one side refused during the TLS handshake: the
-// server's certificate failed this client's verification (unknown authority,
-// wrong host name, expired, ...), or the server refused this client's
-// certificate with a TLS alert (missing, expired or unknown client certificate
-// for mutual TLS). The default policy does not retry it: a wrong, expired or
-// unknown certificate does not heal by retrying. An OnDisconnect that expects a
-// rotation on disk (Options.TLSFiles) may return Reconnect to wait for it.
-type TLSError struct {
-	// Err is the error of crypto/tls: a *tls.CertificateVerificationError (with
-	// the x509 error inside) when this client refused the server's certificate,
-	// or a *net.OpError holding the server's alert when Remote is true.
-	Err error
-	// Remote is true when the server refused this client's certificate.
-	Remote bool
-}
-
-func (e *TLSError) Error() string {
-	what := "TLS certificate verification failed"
-	if e.Remote {
-		what = "TLS: the server refused this client's certificate"
-	}
-	return "wsclient: " + what + " (not retried by default: certificate errors do not heal by retrying): " + e.Err.Error()
-}
-
-func (e *TLSError) Unwrap() error { return e.Err }
-
-// certAlerts are the TLS alerts by which a server refuses the client's certificate.
-var certAlerts = []tls.AlertError{
-	42,  // bad_certificate
-	43,  // unsupported_certificate
-	44,  // certificate_revoked
-	45,  // certificate_expired
-	46,  // certificate_unknown
-	48,  // unknown_ca
-	116, // certificate_required (TLS 1.3: no client certificate was sent)
-}
-
-// alertHandshakeFailure is the alert a TLS 1.2 server (Go's, for one) sends when
-// it required a client certificate and got none; it also means other things,
-// so it counts as a certificate refusal only when the server asked for one.
-const alertHandshakeFailure tls.AlertError = 40
-
-// asTLSError returns a *TLSError when err is a certificate refused by either
-// side. certRequested says whether the server asked for a client certificate
-// during the handshake.
-func asTLSError(err error, certRequested bool) *TLSError {
-	var (
-		verr *tls.CertificateVerificationError
-		uerr x509.UnknownAuthorityError
-		herr x509.HostnameError
-		cerr x509.CertificateInvalidError
-	)
-	if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) {
-		return &TLSError{Err: err}
-	}
-	if a, ok := remoteAlert(err); ok && (slices.Contains(certAlerts, a) || (certRequested && a == alertHandshakeFailure)) {
-		return &TLSError{Err: err, Remote: true}
-	}
-	return nil
-}
-
-// remoteAlert returns the TLS alert the server sent, if err is one. crypto/tls
-// reports a received alert as a *net.OpError with Op "remote error" around an
-// unexported alert type whose text is that of tls.AlertError. With TLS 1.3 a
-// refused client certificate is told after the client's side of the handshake,
-// so the alert arrives while the upgrade response is read.
-func remoteAlert(err error) (tls.AlertError, bool) {
-	var ae tls.AlertError
-	if errors.As(err, &ae) {
-		return ae, true
-	}
-	var oe *net.OpError
-	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
-		return 0, false
-	}
-	msg := oe.Err.Error()
-	for a := range 256 {
-		if msg == tls.AlertError(a).Error() {
-			return tls.AlertError(a), true
-		}
-	}
-	return 0, false
-}
 
 // TLSFiles names PEM files for wss. As Options.TLSFiles they are read again at
 // every connection attempt, so a certificate or CA bundle replaced on disk
@@ -208,14 +123,15 @@ func (o *Options) checkTLS() error {
 	return errors.Join(errs...)
 }
 
-// tlsConfig is the config of one wss attempt (nil for ws): the caller's
+// tlsConfig is the config of one wss attempt to u (nil for ws): the caller's
 // TLSConfig, cloned, with TLSFiles read now; TLS 1.2 at least unless the
 // caller set MinVersion; ServerName from the attempt's URL unless the caller
 // set it (so an IP address URL is verified against the certificate's IP
 // SANs); ALPN limited to http/1.1, since a WebSocket upgrade is HTTP/1.1;
-// verification on unless InsecureSkipVerifyTLS.
-func (c *Client) tlsConfig(att *dialAttempt) (*tls.Config, error) {
-	if c.url.Scheme != "wss" {
+// verification on unless InsecureSkipVerifyTLS. The transport runs the
+// handshake with it, the same way on every path (direct or through a proxy).
+func (c *Client) tlsConfig(u *url.URL) (*tls.Config, error) {
+	if u.Scheme != "wss" {
 		return nil, nil
 	}
 	var cfg *tls.Config
@@ -234,7 +150,7 @@ func (c *Client) tlsConfig(att *dialAttempt) (*tls.Config, error) {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	if cfg.ServerName == "" {
-		cfg.ServerName = c.url.Hostname()
+		cfg.ServerName = u.Hostname()
 	}
 	var alpn []string
 	for _, p := range cfg.NextProtos {
@@ -245,21 +161,6 @@ func (c *Client) tlsConfig(att *dialAttempt) (*tls.Config, error) {
 	cfg.NextProtos = alpn
 	if c.opts.InsecureSkipVerifyTLS {
 		cfg.InsecureSkipVerify = true
-	}
-	// Note whether the server asks for a client certificate, to tell a refused
-	// one from other handshake failures; the choice is crypto/tls's own.
-	get, certs := cfg.GetClientCertificate, cfg.Certificates
-	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		att.certRequested.Store(true)
-		if get != nil {
-			return get(cri)
-		}
-		for i := range certs {
-			if cri.SupportsCertificate(&certs[i]) == nil {
-				return &certs[i], nil
-			}
-		}
-		return &tls.Certificate{}, nil // none fits: send none
 	}
 	return cfg, nil
 }
