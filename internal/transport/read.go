@@ -130,7 +130,7 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	default:
 		return h, c.protocolError(CloseProtocolError, "unknown opcode", fmt.Errorf("a frame with opcode %d", h.op))
 	}
-	if h.masked == c.server {
+	if h.masked != c.server {
 		return h, c.protocolError(CloseProtocolError, "bad masking", c.maskingError())
 	}
 	return h, nil
@@ -160,6 +160,38 @@ func (c *Conn) readPayload(h *frameHeader, p []byte) error {
 		maskBytes(h.key, 0, p)
 	}
 	return nil
+}
+
+// eagerAlloc is the largest payload allocated whole from its header alone: a
+// longer one (possible only with a large or no ReadLimit) grows as its bytes
+// arrive, so that a header cannot make this side allocate what never comes.
+const eagerAlloc = 16 << 20
+
+// readGrow appends h's payload to buf, growing it as the bytes arrive.
+func (c *Conn) readGrow(h *frameHeader, buf []byte) ([]byte, error) {
+	start := len(buf)
+	end := start + int(h.length)
+	for len(buf) < end {
+		if len(buf) == cap(buf) {
+			n := min(end, max(2*cap(buf), len(buf)+512, 4096))
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := c.br.Read(buf[len(buf):min(cap(buf), end)])
+		if k > 0 {
+			buf = buf[:len(buf)+k]
+			c.life.Add(1)
+			continue
+		}
+		if err != nil {
+			return buf, c.readFailed(err)
+		}
+	}
+	if h.masked {
+		maskBytes(h.key, 0, buf[start:])
+	}
+	return buf, nil
 }
 
 // readControl reads a control frame's payload and acts on it: a ping's pong
@@ -251,7 +283,7 @@ func (c *Conn) readMessage() (Message, error) {
 		}
 		if h.op != OpContinuation {
 			c.msgOp = h.op
-			if h.fin { // the common case: one frame, one allocation of its size
+			if h.fin && h.length <= eagerAlloc { // the common case: one frame, one allocation of its size
 				p := make([]byte, h.length)
 				if err := c.readPayload(&h, p); err != nil {
 					return Message{}, err
@@ -261,13 +293,11 @@ func (c *Conn) readMessage() (Message, error) {
 				}
 				return Message{Op: h.op, Data: p}, nil
 			}
-			c.inMsg, c.msgBuf, c.utf = true, make([]byte, 0, h.length), utf8Checker{}
+			c.inMsg, c.msgBuf, c.utf = true, make([]byte, 0, min(h.length, eagerAlloc)), utf8Checker{}
 		}
-		buf := c.msgBuf
-		start := len(buf)
-		buf = append(buf, make([]byte, h.length)...)
+		buf, err := c.readGrow(&h, c.msgBuf)
 		c.msgBuf = buf
-		if err := c.readPayload(&h, buf[start:]); err != nil {
+		if err != nil {
 			return Message{}, err
 		}
 		if c.msgOp == OpText && !c.utf.check(buf) {

@@ -1,0 +1,381 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const (
+	fin  = 0x80
+	rsv1 = 0x40
+	rsv2 = 0x20
+	rsv3 = 0x10
+)
+
+// Every protocol violation fails the connection with the right code: the
+// reader's error is a local *CloseError and the peer gets that close frame.
+func TestReadViolations(t *testing.T) {
+	long := make([]byte, 126)
+	hugeLen := append([]byte{fin | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<63|5)...)
+	cases := []struct {
+		name   string
+		o      ConnOptions
+		script [][]byte
+		code   int
+	}{
+		{"RSV2", ConnOptions{}, [][]byte{ctFrame(fin|rsv2|byte(OpText), false, []byte("x"))}, 1002},
+		{"RSV3", ConnOptions{}, [][]byte{ctFrame(fin|rsv3|byte(OpBinary), false, []byte("x"))}, 1002},
+		{"RSV1 without compression", ConnOptions{}, [][]byte{ctFrame(fin|rsv1|byte(OpText), false, []byte("x"))}, 1002},
+		{"RSV1 on a continuation", ConnOptions{Compression: true}, [][]byte{
+			ctFrame(rsv1|byte(OpText), false, ctDeflate(t, []byte("hello"))),
+			ctFrame(fin|rsv1|byte(OpContinuation), false, nil)}, 1002},
+		{"RSV1 on a control frame", ConnOptions{Compression: true}, [][]byte{ctFrame(fin|rsv1|byte(OpPing), false, nil)}, 1002},
+		{"opcode 3", ConnOptions{}, [][]byte{ctFrame(fin|3, false, nil)}, 1002},
+		{"opcode 0xB", ConnOptions{}, [][]byte{ctFrame(fin|0xB, false, nil)}, 1002},
+		{"fragmented ping", ConnOptions{}, [][]byte{ctFrame(byte(OpPing), false, nil)}, 1002},
+		{"126-byte ping", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpPing), false, long)}, 1002},
+		{"126-byte close", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, long)}, 1002},
+		{"continuation without a message", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpContinuation), false, []byte("x"))}, 1002},
+		{"data frame inside a fragmented message", ConnOptions{}, [][]byte{
+			ctFrame(byte(OpText), false, []byte("a")), ctFrame(fin|byte(OpText), false, []byte("b"))}, 1002},
+		{"data frame inside a compressed message", ConnOptions{Compression: true}, [][]byte{
+			ctFrame(rsv1|byte(OpText), false, ctDeflate(t, []byte("a"))), ctFrame(fin|byte(OpBinary), false, []byte("b"))}, 1002},
+		{"masked frame from the server", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpText), true, []byte("x"))}, 1002},
+		{"unmasked frame from the client", ConnOptions{Server: true}, [][]byte{ctFrame(fin|byte(OpText), false, []byte("x"))}, 1002},
+		{"64-bit length with the high bit", ConnOptions{}, [][]byte{hugeLen}, 1002},
+		{"1-byte close", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, []byte{3})}, 1002},
+		{"close code 999", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(999, ""))}, 1002},
+		{"close code 1004", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(1004, ""))}, 1002},
+		{"close code 1005", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(1005, ""))}, 1002},
+		{"close code 1006", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(1006, ""))}, 1002},
+		{"close code 1015", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(1015, ""))}, 1002},
+		{"close code 2999", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(2999, ""))}, 1002},
+		{"close code 5000", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(5000, ""))}, 1002},
+		{"text not UTF-8", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpText), false, []byte("ok\xff"))}, 1007},
+		{"text cut in a sequence", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpText), false, []byte("ok\xe2\x82"))}, 1007},
+		{"fragmented text cut in a sequence", ConnOptions{}, [][]byte{
+			ctFrame(byte(OpText), false, []byte("ok\xe2")), ctFrame(fin|byte(OpContinuation), false, []byte("\x82"))}, 1007},
+		{"close reason not UTF-8", ConnOptions{}, [][]byte{ctFrame(fin|byte(OpClose), false, ctClosePayload(1000, "a\xffb"))}, 1007},
+		{"compressed text not UTF-8", ConnOptions{Compression: true}, [][]byte{
+			ctFrame(fin|rsv1|byte(OpText), false, ctDeflate(t, []byte("ok\xff")))}, 1007},
+		{"bad deflate data", ConnOptions{Compression: true}, [][]byte{
+			ctFrame(fin|rsv1|byte(OpBinary), false, []byte{0xff, 0xff, 0xff, 0xff})}, 1007},
+		{"over ReadLimit", ConnOptions{ReadLimit: 10}, [][]byte{ctFrame(fin|byte(OpBinary), false, make([]byte, 11))}, 1009},
+		{"fragments over ReadLimit", ConnOptions{ReadLimit: 10}, [][]byte{
+			ctFrame(byte(OpBinary), false, make([]byte, 5)), ctFrame(fin|byte(OpContinuation), false, make([]byte, 6))}, 1009},
+		{"compressed over ReadLimit", ConnOptions{Compression: true, ReadLimit: 10}, [][]byte{
+			ctFrame(fin|rsv1|byte(OpBinary), false, ctDeflate(t, make([]byte, 11)))}, 1009},
+		// The header alone: the payload never comes, so the check cannot
+		// have waited for it (nor allocated it).
+		{"header over ReadLimit", ConnOptions{ReadLimit: 1 << 20}, [][]byte{
+			append([]byte{fin | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<40)...)}, 1009},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, p := ctPipe(t, tc.o, true)
+			p.send(tc.script...)
+			_, err := readWithin(t, c)
+			ce := asClose(t, err)
+			if !ce.Local || ce.Code != tc.code || ce.Err == nil || ce.Reason == "" {
+				t.Fatalf("got %+v, want a local close with %d, a reason and an Err", ce, tc.code)
+			}
+			f := p.expectClose(tc.code)
+			if string(f.payload[2:]) != ce.Reason {
+				t.Errorf("close frame reason %q, error's %q", f.payload[2:], ce.Reason)
+			}
+			if _, again := c.ReadMessage(); again != err {
+				t.Errorf("second ReadMessage: %v, want the same error", again)
+			}
+			if !c.CloseSent() {
+				t.Error("CloseSent false after a protocol failure")
+			}
+			if err := c.WriteMessage(t.Context(), OpText, []byte("x")); !errors.Is(err, ErrCloseSent) {
+				t.Errorf("WriteMessage after the failure: %v, want ErrCloseSent", err)
+			}
+		})
+	}
+}
+
+// The peer's close frame: echoed with its code and no reason, reported as a
+// remote CloseError; 1014 (registered with IANA) is a valid code.
+func TestReadPeerClose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		code    int
+		reason  string
+	}{
+		{"1000 with a reason", ctClosePayload(1000, "bye"), 1000, "bye"},
+		{"1014", ctClosePayload(1014, "upstream"), 1014, "upstream"},
+		{"4999", ctClosePayload(4999, ""), 4999, ""},
+		{"empty", nil, 1005, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, p := ctPipe(t, ConnOptions{}, true)
+			p.send(ctFrame(fin|byte(OpClose), false, tc.payload))
+			_, err := readWithin(t, c)
+			ce := asClose(t, err)
+			if ce.Local || ce.Code != tc.code || ce.Reason != tc.reason || ce.Err != nil {
+				t.Fatalf("got %+v, want remote %d %q", ce, tc.code, tc.reason)
+			}
+			f := p.next()
+			if f.op != OpClose || !f.masked {
+				t.Fatalf("echo: %+v", f)
+			}
+			want := []byte{}
+			if tc.payload != nil {
+				want = ctClosePayload(tc.code, "")
+			}
+			if !bytes.Equal(f.payload, want) {
+				t.Fatalf("echo payload %x, want %x", f.payload, want)
+			}
+			if _, again := c.ReadMessage(); again != err {
+				t.Error("a later ReadMessage returned another error")
+			}
+		})
+	}
+}
+
+// When this side closed first, the peer's close completes the handshake:
+// no second close frame.
+func TestReadCloseAfterLocalClose(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{}, true)
+	go func() { _ = c.Close(1000, "done") }()
+	if f := p.expectClose(1000); string(f.payload[2:]) != "done" {
+		t.Fatalf("close payload %q", f.payload)
+	}
+	p.send(ctFrame(fin|byte(OpClose), false, ctClosePayload(1001, "")), ctFrame(fin|byte(OpPing), false, []byte("late")))
+	_, err := readWithin(t, c)
+	if ce := asClose(t, err); ce.Local || ce.Code != 1001 {
+		t.Fatalf("got %+v", ce)
+	}
+	c.Abort()
+	for f := range p.frames {
+		t.Fatalf("frame after the close handshake: %+v", f)
+	}
+}
+
+func TestReadMessages(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{ReadLimit: 10}, true)
+	p.send(
+		ctFrame(fin|byte(OpText), false, []byte("0123456789")), // exactly the limit
+		ctFrame(fin|byte(OpBinary), false, nil),
+		ctFrame(byte(OpBinary), false, []byte("01234")),
+		ctFrame(byte(OpContinuation), false, nil),
+		ctFrame(fin|byte(OpContinuation), false, []byte("56789")), // fragments at the limit
+		ctFrame(fin|byte(OpPong), false, []byte("pong")),
+		ctFrame(byte(OpText), false, []byte("\xe2")), // a rune split across fragments
+		ctFrame(fin|byte(OpContinuation), false, []byte("\x82\xac")),
+	)
+	want := []Message{
+		{OpText, []byte("0123456789")}, {OpBinary, []byte{}}, {OpBinary, []byte("0123456789")},
+		{OpPong, []byte("pong")}, {OpText, []byte("€")},
+	}
+	for i, w := range want {
+		m, err := readWithin(t, c)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Op != w.Op || !bytes.Equal(m.Data, w.Data) || m.Data == nil {
+			t.Fatalf("message %d: %v %q, want %v %q", i, m.Op, m.Data, w.Op, w.Data)
+		}
+	}
+}
+
+// A ping between two fragments is returned at once (its pong queued), then
+// the message, whole.
+func TestReadPingInFragmentedMessage(t *testing.T) {
+	for _, compressed := range []bool{false, true} {
+		name := "plain"
+		if compressed {
+			name = "compressed"
+		}
+		t.Run(name, func(t *testing.T) {
+			c, p := ctPipe(t, ConnOptions{Compression: compressed}, true)
+			first, b0 := []byte("hel"), byte(OpText)
+			rest := []byte("lo")
+			if compressed {
+				d := ctDeflate(t, []byte("hello"))
+				first, rest, b0 = d[:2], d[2:], byte(OpText)|rsv1
+			}
+			p.send(ctFrame(b0, false, first), ctFrame(fin|byte(OpPing), false, []byte("p1")),
+				ctFrame(fin|byte(OpPing), false, []byte("p2")), ctFrame(fin|byte(OpContinuation), false, rest))
+			for _, w := range []Message{{OpPing, []byte("p1")}, {OpPing, []byte("p2")}, {OpText, []byte("hello")}} {
+				m, err := readWithin(t, c)
+				if err != nil || m.Op != w.Op || !bytes.Equal(m.Data, w.Data) {
+					t.Fatalf("got %v %q %v, want %v %q", m.Op, m.Data, err, w.Op, w.Data)
+				}
+			}
+			for _, want := range []string{"p1", "p2"} {
+				if f := p.next(); f.op != OpPong || string(f.payload) != want {
+					t.Fatalf("frame %+v, want pong %q", f, want)
+				}
+			}
+		})
+	}
+}
+
+// A bad sequence in the first fragment fails before the last one comes
+// (the script never sends it).
+func TestReadBadUTF8FailsOnFirstFragment(t *testing.T) {
+	for _, compressed := range []bool{false, true} {
+		c, p := ctPipe(t, ConnOptions{Compression: compressed}, true)
+		payload, b0 := []byte("ok\xc0"), byte(OpText)
+		if compressed {
+			// A sender streaming the message flushes its deflater per
+			// fragment: the first fragment holds a whole flushed block
+			// (with its 00 00 ff ff), which the inflater hands out.
+			payload, b0 = append(ctDeflate(t, payload), 0, 0, 0xff, 0xff), b0|rsv1
+		}
+		p.send(ctFrame(b0, false, payload))
+		_, err := readWithin(t, c)
+		if ce := asClose(t, err); ce.Code != 1007 || !ce.Local {
+			t.Fatalf("compressed %v: %+v", compressed, ce)
+		}
+		p.expectClose(1007)
+	}
+}
+
+// A compression bomb (200 MiB of zeros in about 200 KB) fails at ReadLimit,
+// and what the reader allocated stays near the limit.
+func TestReadCompressionBomb(t *testing.T) {
+	zeros := make([]byte, 1<<20)
+	var chunks [][]byte
+	var d []byte
+	{
+		var buf bytes.Buffer
+		w := newTestFlateWriter(&buf)
+		for range 200 {
+			_, _ = w.Write(zeros)
+		}
+		_ = w.Flush()
+		d = buf.Bytes()[:buf.Len()-4]
+	}
+	if len(d) > 1<<20 {
+		t.Fatalf("bomb of %d bytes", len(d))
+	}
+	for i := 0; i < len(d); i += 64 << 10 {
+		b0 := byte(OpContinuation)
+		if i == 0 {
+			b0 = byte(OpBinary) | rsv1
+		}
+		end := min(i+64<<10, len(d))
+		if end == len(d) {
+			b0 |= fin
+		}
+		chunks = append(chunks, ctFrame(b0, false, d[i:end]))
+	}
+	const limit = 1 << 20
+	c, p := ctPipe(t, ConnOptions{Compression: true, ReadLimit: limit}, true)
+	p.send(chunks...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := c.ReadMessage()
+	runtime.ReadMemStats(&after)
+	if ce := asClose(t, err); ce.Code != 1009 || !ce.Local {
+		t.Fatalf("got %+v", ce)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*limit {
+		t.Fatalf("the reader allocated %d bytes for a limit of %d", alloc, limit)
+	}
+	p.expectClose(1009)
+}
+
+// Without a limit, a header announcing an enormous payload costs nothing
+// until the bytes come: no panic, no huge allocation.
+func TestReadHugeHeaderNoLimit(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{}, true)
+	p.sendThenClose(append([]byte{fin | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<62)...), make([]byte, 1000))
+	_, err := readWithin(t, c)
+	if c.Life() < 2 {
+		t.Fatal("the payload was not read")
+	}
+	if ce := asClose(t, err); ce.Code != CloseAbnormal || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %+v", ce)
+	}
+}
+
+// The peer going away inside a message: 1006 with io.ErrUnexpectedEOF.
+func TestReadEOF(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{}, true)
+	p.sendThenClose(ctFrame(byte(OpText), false, []byte("partial")))
+	if m, err := readWithin(t, c); err == nil {
+		t.Fatalf("message %q from half a message", m.Data)
+	} else if ce := asClose(t, err); ce.Code != CloseAbnormal || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Abort makes a blocked reader return 1006 with an error saying so.
+func TestReadAbort(t *testing.T) {
+	c, _ := ctPipe(t, ConnOptions{}, true)
+	done := make(chan error, 1)
+	go func() { _, err := c.ReadMessage(); done <- err }()
+	c.Abort()
+	c.Abort()
+	err := <-done
+	if ce := asClose(t, err); ce.Code != CloseAbnormal || !errors.Is(err, errAborted) || !strings.Contains(err.Error(), "aborted locally") {
+		t.Fatalf("got %v", err)
+	}
+	if err := c.WriteMessage(t.Context(), OpText, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Abort: %v", err)
+	}
+	if err := c.Ping(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ping after Abort: %v", err)
+	}
+}
+
+// The server role reads masked frames and writes unmasked ones.
+func TestServerRole(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{Server: true}, true)
+	p.send(ctFrame(fin|byte(OpText), true, []byte("masked hello, longer than eight bytes")),
+		ctFrame(byte(OpBinary), true, []byte("ab")), ctFrame(fin|byte(OpContinuation), true, []byte("cd")))
+	for _, want := range []string{"masked hello, longer than eight bytes", "abcd"} {
+		m, err := readWithin(t, c)
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("got %q %v", m.Data, err)
+		}
+	}
+	go func() { _ = c.WriteMessage(t.Context(), OpBinary, []byte("out")) }()
+	if f := p.next(); f.masked || string(f.payload) != "out" {
+		t.Fatalf("server frame %+v", f)
+	}
+}
+
+// Life grows with every frame read.
+func TestLife(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{}, true)
+	p.send(ctFrame(fin|byte(OpBinary), false, []byte("x")), ctFrame(fin|byte(OpPong), false, nil))
+	l0 := c.Life()
+	for range 2 {
+		if _, err := readWithin(t, c); err != nil {
+			t.Fatal(err)
+		}
+		if l := c.Life(); l <= l0 {
+			t.Fatalf("Life %d after a frame, was %d", l, l0)
+		} else {
+			l0 = l
+		}
+	}
+}
+
+// A single-frame uncompressed message costs one allocation.
+func TestReadAllocs(t *testing.T) {
+	for _, n := range []int{64, 16 << 10} {
+		src := &repeatReader{b: ctFrame(fin|byte(OpBinary), false, make([]byte, n))}
+		c := NewConn(&memConn{r: src}, nil, ConnOptions{})
+		allocs := testing.AllocsPerRun(100, func() {
+			if m, err := c.ReadMessage(); err != nil || len(m.Data) != n {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 1 {
+			t.Errorf("%d bytes: %v allocations per message, want 1", n, allocs)
+		}
+	}
+}
