@@ -131,14 +131,17 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// From here on, ctx ending closes the socket, whatever is waiting on it;
-	// the deadline bounds every read and write by HandshakeTimeout too.
+	// From here on, ctx ending closes the socket, whatever is waiting on it.
+	// HandshakeTimeout is the socket's deadline (so that a read or write it
+	// cuts short reports a timeout, not a closed socket), and bounds the TLS
+	// handshakes through hctx.
 	var closeOnce sync.Once
 	closeRaw := func() { closeOnce.Do(func() { raw.Close() }) }
-	stop := context.AfterFunc(hctx, closeRaw)
+	stop := context.AfterFunc(ctx, closeRaw)
 	ok := false
 	defer func() {
-		if !stop() || !ok {
+		if !ok {
+			stop()
 			closeRaw()
 		}
 	}()
@@ -196,7 +199,7 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 	d.lim.open.Store(true)
 	if !stop() {
 		// ctx ended just now: the socket is closed or closing.
-		return nil, hctx.Err()
+		return nil, ctx.Err()
 	}
 	ok = true
 	// Writes go to the socket (or the TLS or tunnel over it); reads go

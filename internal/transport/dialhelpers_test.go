@@ -11,6 +11,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
 	"io"
 	"math/big"
 	"net"
@@ -414,3 +418,28 @@ func dialT(t *testing.T, cfg *Config) (*Conn, error) {
 }
 
 func decodeKey(k string) ([]byte, error) { return base64.StdEncoding.DecodeString(k) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func errEOFWrapped() error { return fmt.Errorf("read: %w", io.EOF) }
+
+func errResetWrapped() error {
+	return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+}
+
+// newRawServerWith101 answers every upgrade with a valid 101 carrying ext as
+// Sec-WebSocket-Extensions (none when empty), then holds the connection.
+func newRawServerWith101(t *testing.T, ext string) *rawServer {
+	return newRawServer(t, func(c net.Conn) {
+		req, _, err := readUpgrade(c)
+		if err != nil {
+			return
+		}
+		var extra []string
+		if ext != "" {
+			extra = append(extra, "Sec-WebSocket-Extensions: "+ext)
+		}
+		io.WriteString(c, accept101(req, extra...))
+		io.Copy(io.Discard, c)
+	})
+}
