@@ -393,3 +393,85 @@ func TestDialRedaction(t *testing.T) {
 		assert.ErrorIs(t, err, context.Canceled)
 	})
 }
+
+// echo sends msg through c and expects it back (the gorilla server echoes).
+func echo(t *testing.T, c *Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.WriteMessage(ctx, OpText, []byte(msg)))
+	m, err := c.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, OpText, m.Op)
+	assert.Equal(t, msg, string(m.Data))
+}
+
+// TestDialEchoOnEveryPath: the Conn Dial returns works, on every path (the
+// same TLS and codec code over whatever the tunnel is).
+func TestDialEchoOnEveryPath(t *testing.T) {
+	ws, wss, ca, hosts := proxiedTargets(t)
+	pca := newDTCA(t, "proxy CA")
+	saved := proxyRootCAs
+	proxyRootCAs = pca.pool
+	t.Cleanup(func() { proxyRootCAs = saved })
+	httpPx := newConnectProxy(t, hosts, "a", "b", nil)
+	httpsPx := newConnectProxy(t, hosts, "", "", &tls.Config{Certificates: []tls.Certificate{pca.issue(t, "p", false, "127.0.0.1")}})
+	socksPx := newSOCKS5Proxy(t, hosts, "c", "d")
+	roots := &tls.Config{RootCAs: ca.pool, ServerName: "echo.test"}
+	for _, tc := range []struct {
+		name  string
+		cfg   *Config
+		proxy *url.URL
+	}{
+		{"ws direct", &Config{URL: ws.url("ws", "/")}, nil},
+		{"wss direct", &Config{URL: wss.url("wss", "/"), TLS: roots}, nil},
+		{"ws via CONNECT", &Config{URL: &url.URL{Scheme: "ws", Host: "echo.test"}}, httpPx.url("http", "a", "b")},
+		{"wss via CONNECT", &Config{URL: &url.URL{Scheme: "wss", Host: "echo.test"}, TLS: roots}, httpPx.url("http", "a", "b")},
+		{"ws via https CONNECT", &Config{URL: &url.URL{Scheme: "ws", Host: "echo.test"}}, httpsPx.url("https", "", "")},
+		{"wss via https CONNECT", &Config{URL: &url.URL{Scheme: "wss", Host: "echo.test"}, TLS: roots}, httpsPx.url("https", "", "")},
+		{"ws via SOCKS5", &Config{URL: &url.URL{Scheme: "ws", Host: "echo.test"}}, socksPx.url("socks5", "c", "d")},
+		{"wss via SOCKS5", &Config{URL: &url.URL{Scheme: "wss", Host: "echo.test"}, TLS: roots}, socksPx.url("socks5h", "c", "d")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.proxy != nil {
+				tc.cfg.Proxy = http.ProxyURL(tc.proxy)
+			}
+			c, err := dialT(t, tc.cfg)
+			require.NoError(t, err)
+			echo(t, c, "hello "+tc.name)
+			echo(t, c, strings.Repeat("x", 100_000)) // well past the 4 KiB read buffer
+		})
+	}
+}
+
+// TestDialKeepsBytesAfterThe101: frames sent in the same segment as the 101
+// are in br and reach ReadMessage.
+func TestDialKeepsBytesAfterThe101(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn) {
+		req, _, err := readUpgrade(c)
+		if err != nil {
+			return
+		}
+		io.WriteString(c, accept101(req)+"\x81\x05early\x82\x01\x07")
+		io.Copy(io.Discard, c)
+	})
+	c, err := dialT(t, &Config{URL: &url.URL{Scheme: "ws", Host: srv.addr()}})
+	require.NoError(t, err)
+	m, err := c.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, Message{Op: OpText, Data: []byte("early")}, m)
+	m, err = c.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, Message{Op: OpBinary, Data: []byte{7}}, m)
+}
+
+// TestDialNoLimitAfterTheUpgrade: the 1 MiB handshake limit ends with the
+// upgrade (2 MiB of messages follow on the same socket).
+func TestDialNoLimitAfterTheUpgrade(t *testing.T) {
+	srv := newWSServer(t, wsServerOpts{})
+	c, err := dialT(t, &Config{URL: srv.url("ws", "/")})
+	require.NoError(t, err)
+	for range 4 {
+		echo(t, c, strings.Repeat("y", 600<<10))
+	}
+}
