@@ -27,16 +27,17 @@ func TestUpgradeRequest(t *testing.T) {
 		Compression:  true,
 	}
 	req := upgradeRequest(cfg, "KEY")
+	h := map[string][]string(req.Header) // the names as RFC 6455 writes them
 	assert.Equal(t, "GET", req.Method)
 	assert.Equal(t, "/p?a=1", req.URL.RequestURI())
 	assert.Nil(t, req.URL.User)
 	assert.Equal(t, "v.example", req.Host)
 	assert.Equal(t, []string{"websocket"}, req.Header["Upgrade"])
 	assert.Equal(t, []string{"Upgrade"}, req.Header["Connection"])
-	assert.Equal(t, []string{"KEY"}, req.Header["Sec-WebSocket-Key"])
-	assert.Equal(t, []string{"13"}, req.Header["Sec-WebSocket-Version"])
-	assert.Equal(t, []string{"a, b"}, req.Header["Sec-WebSocket-Protocol"])
-	assert.Equal(t, []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, req.Header["Sec-WebSocket-Extensions"])
+	assert.Equal(t, []string{"KEY"}, h["Sec-WebSocket-Key"])
+	assert.Equal(t, []string{"13"}, h["Sec-WebSocket-Version"])
+	assert.Equal(t, []string{"a, b"}, h["Sec-WebSocket-Protocol"])
+	assert.Equal(t, []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, h["Sec-WebSocket-Extensions"])
 	assert.Equal(t, []string{"1"}, req.Header["X-A"])
 	assert.NotContains(t, req.Header, "Host")
 	assert.Equal(t, "wss", cfg.URL.Scheme, "cfg untouched")
