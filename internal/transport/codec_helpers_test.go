@@ -294,3 +294,6 @@ func newTestFlateWriter(w io.Writer) *flate.Writer {
 	fw, _ := flate.NewWriter(w, flate.BestCompression)
 	return fw
 }
+
+// noDeadline is a zero time: no deadline.
+var noDeadline time.Time
