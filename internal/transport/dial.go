@@ -157,7 +157,7 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 	}
-	var state *tlsStateHolder
+	var state *tls.ConnectionState
 	if secure {
 		d.phase = phaseTLS
 		tc, err := tlsHandshake(hctx, conn, clientTLSConfig(cfg.TLS, u.Hostname(), &d.certRequested))
@@ -165,7 +165,7 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 		cs := tc.ConnectionState()
-		state = &tlsStateHolder{cs}
+		state = &cs
 		conn = tc
 	}
 
@@ -186,7 +186,7 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	if state != nil {
-		resp.TLS = &state.cs
+		resp.TLS = state
 	}
 	res, err := checkResponse(resp, cfg, key)
 	if err != nil {
@@ -216,8 +216,6 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 		Response:     responseForConn(resp),
 	}), nil
 }
-
-type tlsStateHolder struct{ cs tls.ConnectionState }
 
 // error turns a failed attempt's err into the error Dial returns.
 func (d *dialer) error(ctx context.Context, err error) error {
