@@ -8,6 +8,8 @@ package wsclient
 // idle, reconnect-storm and dead-peer figures) is the program in bench/.
 
 import (
+	neturl "net/url"
+
 	"bytes"
 	"context"
 	"io"
@@ -21,7 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
 
 	"github.com/gorilla/websocket"
 )
@@ -186,33 +189,30 @@ func (d *dropWrites) Write(p []byte) (int, error) {
 }
 
 // BenchmarkSendNoIO: the library's own cost of sending a 64-byte Binary frame
-// (Conn.Send: checks, the write lock, the deadline, gorilla's framing and
-// masking), on a connection built as the dialer builds it (the wire watcher,
-// the pooled write buffer) whose socket drops what is written.
+// (Conn.Send: checks, the write lock, the deadline, framing and masking), on a
+// transport connection whose socket drops what is written.
 func BenchmarkSendNoIO(b *testing.B) {
 	url, stopServer := benchServer(b, discardServer)
 	defer stopServer()
 	var drop atomic.Bool
-	d := websocket.Dialer{
+	c, err := New(url, &benchHandler{}, &Options{Logger: benchLogger, Proxy: NoProxy, PingInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, _ := neturl.Parse(url)
+	tc, err := transport.Dial(context.Background(), &transport.Config{URL: u, WriteTimeout: 10 * time.Second,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			return watchWire(&dropWrites{Conn: nc, drop: &drop}), nil
-		},
-		WriteBufferPool: writeBufferPool,
-	}
-	ws, resp, err := d.Dial(url, nil)
+			return &dropWrites{Conn: nc, drop: &drop}, nil
+		}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ws.Close()
-	c, err := New(url, &benchHandler{}, &Options{Logger: benchLogger, Proxy: NoProxy, PingInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := newConn(c, 1, ws, resp)
+	defer tc.Abort()
+	conn := newConn(c, 1, tc)
 	drop.Store(true)
 	msg := BinaryFrame(make([]byte, 64))
 	b.ReportAllocs()
@@ -377,64 +377,4 @@ func BenchmarkRoundTrip64(b *testing.B) {
 		<-got
 	}
 	b.StopTimer()
-}
-
-// BenchmarkMachineFire: one state transition (Connecting -> Open -> Reconnecting
-// -> Connecting ...), with the logger at its default level (debug off).
-func BenchmarkMachineFire(b *testing.B) {
-	m := machine{log: benchLogger}
-	m.state.Store(int32(Connecting))
-	events := [...]event{evConnected, evLost, evRetry}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if !m.fire(events[i%len(events)], uint64(i), nil) {
-			b.Fatal("transition refused")
-		}
-	}
-}
-
-// BenchmarkUTF8Checker: the incremental check of a 16 KiB text message arriving
-// in 4 KiB reads (sequences cut across reads), against utf8.Valid on the whole.
-func BenchmarkUTF8Checker(b *testing.B) {
-	inputs := []struct {
-		name string
-		data []byte
-	}{
-		{"ascii", bytes.Repeat([]byte("a"), 16<<10)},
-		{"mixed", []byte(strings.Repeat("héllo wörld, привет мир, 你好世界 😀 ", 16<<10/30)[:16<<10])},
-	}
-	for _, in := range inputs {
-		data := in.data
-		for !utf8.Valid(data) { // cut at a rune boundary
-			data = data[:len(data)-1]
-		}
-		b.Run(in.name+"/checker", func(b *testing.B) {
-			b.SetBytes(int64(len(data)))
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				var v utf8Checker
-				for end := 4 << 10; ; end += 4 << 10 {
-					end = min(end, len(data))
-					if !v.check(data[:end]) {
-						b.Fatal("invalid")
-					}
-					if end == len(data) {
-						break
-					}
-				}
-				if !v.complete(data) {
-					b.Fatal("incomplete")
-				}
-			}
-		})
-		b.Run(in.name+"/utf8.Valid", func(b *testing.B) {
-			b.SetBytes(int64(len(data)))
-			for i := 0; i < b.N; i++ {
-				if !utf8.Valid(data) {
-					b.Fatal("invalid")
-				}
-			}
-		})
-	}
 }

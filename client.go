@@ -131,7 +131,7 @@ func (c *Client) WaitOpen(ctx context.Context) error {
 	for {
 		s, changed := c.m.watch()
 		switch {
-		case s == Open:
+		case s == Open && c.live.Load() != nil: // not while OnDisconnect decides
 			return nil
 		case s == Closed || c.closeCtx.Err() != nil:
 			return ErrClosed

@@ -25,7 +25,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ff42ae21/wsclient/internal/rawws"
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -726,12 +725,6 @@ func runConformance(t *testing.T, tc confCase) {
 	t.Cleanup(srv.Close)
 
 	rec := newRecorder()
-	var hooked atomic.Bool
-	rec.onConnect = func(c *Conn) error {
-		_, ok := c.ws.NetConn().(*wireConn)
-		hooked.Store(ok)
-		return nil
-	}
 	rec.onFrame = func(c *Conn, f Frame) error {
 		if f.Type == Text || f.Type == Binary {
 			return c.Send(f)
@@ -751,9 +744,6 @@ func runConformance(t *testing.T, tc confCase) {
 		t.Fatal("the server's script did not finish")
 	}
 	frames, d := untilDisconnect(t, rec)
-	if !hooked.Load() {
-		t.Fatal("no wire watcher under gorilla: the dialer must hand it watchWire(conn)")
-	}
 
 	// What the client sent.
 	if a.serveErr != nil && !tc.local {
@@ -873,45 +863,5 @@ func checkMessages(t *testing.T, what string, got, want []rawws.Frame) {
 	}
 	if !same {
 		t.Errorf("%s:\n got  %v\n want %v", what, got, want)
-	}
-}
-
-// TestReadLimitErrorWithoutWatcher: under gorilla's own TLS the wire watcher sees
-// only TLS records, and the client still tells a 64-bit length with its top bit
-// set (1002) from a message over ReadLimit (1009, sent by gorilla). The reader
-// runs here on a connection dialed without a watcher.
-func TestReadLimitErrorWithoutWatcher(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		frame rawws.Frame
-		code  int
-	}{
-		{"top bit set", rawws.Binary(nil).WithLength(1<<63 | 1), CloseProtocolError},
-		{"over ReadLimit", rawws.Binary(bin(1001)), CloseMessageTooBig},
-		{"4 GiB declared", rawws.Binary(nil).WithLength(1 << 32), CloseMessageTooBig},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			codes := make(chan int, 1)
-			srv, err := rawws.NewServer(func(c *rawws.Conn) {
-				_ = c.WriteFrame(tc.frame)
-				code, _, _, _ := c.ReadUntilClose(5 * time.Second)
-				codes <- code
-			})
-			require.NoError(t, err)
-			t.Cleanup(srv.Close)
-			o := testOptions()
-			o.ReadLimit = 1000
-			c := mustNew(t, srv.URL(), newRecorder(), o)
-			ws, resp, err := (&websocket.Dialer{}).Dial(srv.URL(), nil)
-			require.NoError(t, err)
-			conn := newConn(c, 1, ws, resp)
-			require.Nil(t, conn.wire)
-			conn.readLoop()
-			var ce *CloseError
-			require.ErrorAs(t, conn.endErr, &ce)
-			assert.True(t, ce.Local)
-			assert.Equal(t, tc.code, ce.Code, "%v", ce)
-			assert.Equal(t, tc.code, <-codes, "the close code the client sent")
-		})
 	}
 }

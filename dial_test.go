@@ -252,7 +252,7 @@ func TestSubprotocolNotOfferedFailsHandshake(t *testing.T) {
 			var he *HandshakeError
 			require.ErrorAs(t, err, &he)
 			assert.Equal(t, http.StatusSwitchingProtocols, he.StatusCode)
-			assert.ErrorIs(t, err, errBadSubprotocol)
+			assert.ErrorIs(t, err, ErrBadSubprotocol)
 			assert.Contains(t, err.Error(), `"evil"`)
 			d := rec.next(t, "disconnect").disc
 			assert.True(t, d.Suggested.IsStop())
@@ -281,7 +281,7 @@ func TestExtensionNotOfferedFailsHandshake(t *testing.T) {
 			err := c.Run(ctxTimeout(t, 5*time.Second))
 			var he *HandshakeError
 			require.ErrorAs(t, err, &he)
-			assert.ErrorIs(t, err, errBadExtension)
+			assert.ErrorIs(t, err, ErrBadExtension)
 			assert.False(t, rec.next(t, "disconnect").disc.Connected)
 		})
 	}
@@ -475,15 +475,6 @@ func TestReservedHeadersRejected(t *testing.T) {
 	assert.ErrorContains(t, c.Run(ctxTimeout(t, 5*time.Second)), "Sec-Websocket-Protocol")
 }
 
-func TestUnofferedExtension(t *testing.T) {
-	h := func(vs ...string) http.Header { return http.Header{"Sec-Websocket-Extensions": vs} }
-	assert.Equal(t, "", unofferedExtension(http.Header{}, false))
-	assert.Equal(t, "", unofferedExtension(h("permessage-deflate; client_no_context_takeover"), true))
-	assert.Equal(t, "", unofferedExtension(h(" Permessage-Deflate "), true))
-	assert.Equal(t, "permessage-deflate", unofferedExtension(h("permessage-deflate"), false))
-	assert.Equal(t, "x-foo", unofferedExtension(h("permessage-deflate, x-foo; a=1"), true))
-	assert.Equal(t, "x-foo", unofferedExtension(h("permessage-deflate", "x-foo"), true))
-}
 
 // echoThrough sends msg and waits for its echo.
 func echoThrough(t *testing.T, c *Client, rec *recorder, f Frame) {

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"log/slog"
 	"math/big"
 	"net"
@@ -559,23 +558,4 @@ func TestInsecureSkipVerifyNeedsTheExplicitOption(t *testing.T) {
 	assert.ErrorContains(t, err, "InsecureSkipVerifyTLS")
 	_, err = New("wss://h/", BaseHandler{}, &Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}, InsecureSkipVerifyTLS: true})
 	assert.NoError(t, err)
-}
-
-func TestAsTLSError(t *testing.T) {
-	alert := func(a tls.AlertError) error { return &net.OpError{Op: "remote error", Err: a} }
-	assert.Nil(t, asTLSError(errors.New("plain"), true))
-	assert.Nil(t, asTLSError(alert(40), false), "handshake_failure alone is not about a certificate")
-	assert.Nil(t, asTLSError(alert(70), true))
-	for _, tc := range []struct {
-		err           error
-		certRequested bool
-	}{{alert(40), true}, {alert(42), false}, {alert(48), false}, {alert(116), false}} {
-		e := asTLSError(tc.err, tc.certRequested)
-		if assert.NotNil(t, e, tc.err) {
-			assert.True(t, e.Remote)
-		}
-	}
-	e := asTLSError(x509.UnknownAuthorityError{}, false)
-	require.NotNil(t, e)
-	assert.False(t, e.Remote)
 }

@@ -13,15 +13,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"syscall"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,7 +114,10 @@ func newWSServer(t *testing.T, o wsServerOpts) *wsServer {
 	t.Helper()
 	s := &wsServer{reqs: make(chan *http.Request, 16)}
 	up := websocket.Upgrader{Subprotocols: o.subprotocols, EnableCompression: o.compression}
+	var handlers sync.WaitGroup // hijacked connections: httptest.Server.Close does not wait for them
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
 		select {
 		case s.reqs <- r:
 		default:
@@ -133,13 +137,18 @@ func newWSServer(t *testing.T, o wsServerOpts) *wsServer {
 			}
 		}
 	}))
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused client certificates are expected
 	if o.tls != nil {
 		s.srv.TLS = o.tls
 		s.srv.StartTLS()
 	} else {
 		s.srv.Start()
 	}
-	t.Cleanup(s.srv.Close)
+	t.Cleanup(func() {
+		s.srv.CloseClientConnections()
+		s.srv.Close()
+		handlers.Wait()
+	})
 	return s
 }
 
