@@ -668,8 +668,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 	assert.Error(t, c.Close(context.Background(), CloseNormal, strings.Repeat("x", 124)))
 }
 
-// TestWriteDeadlineMovesWithTime: the data write deadline is moved by a timer,
-// not on every send. Sends spread over many WriteTimeouts all succeed (a
+// TestWriteDeadlineMovesWithTime: WriteTimeout bounds each write, not the
+// connection's life. Sends spread over many WriteTimeouts all succeed (a
 // deadline that did not move would have expired), and a send to a peer that
 // stopped reading still fails within about WriteTimeout.
 func TestWriteDeadlineMovesWithTime(t *testing.T) {
@@ -678,19 +678,15 @@ func TestWriteDeadlineMovesWithTime(t *testing.T) {
 	received := make(chan string, 100)
 	srv := newTestServer(t, serverConfig{
 		serve: func(ws *websocket.Conn, _ int) {
-			for {
-				select {
-				case <-stopReading:
-					<-testDone // never reads again; the client's write times out
-					return
-				default:
-				}
+			for range 4 { // the four small messages, then never reads again
 				_, data, err := ws.ReadMessage()
 				if err != nil {
 					return
 				}
 				received <- string(data)
 			}
+			<-stopReading
+			<-testDone // the client's write times out
 		},
 	})
 	t.Cleanup(func() { close(testDone) }) // before the server's own cleanup (last in, first out)

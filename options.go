@@ -3,14 +3,14 @@ package wsclient
 import (
 	"context"
 	"crypto/tls"
-	"net"
-	"strconv"
-	"strings"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/transport"

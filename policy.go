@@ -2,9 +2,9 @@ package wsclient
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"math/rand/v2"
 	"time"
 )
 
@@ -32,10 +32,12 @@ func suggest(cause error, bo *backoffPolicy, now time.Time) Decision {
 	case errors.As(cause, &he):
 		switch code := he.StatusCode; {
 		case code == http.StatusSwitchingProtocols:
-			// A 101 that broke the rules (a subprotocol or extension not
-			// offered, an unusable compression answer, a wrong accept key)
-			// would break them again.
-			return Stop()
+			// A subprotocol or extension not offered, or a compression
+			// answer this client cannot decode, would come again: stop. A
+			// broken accept key (a confused middlebox) may heal: retry.
+			if errors.Is(he.Err, ErrBadSubprotocol) || errors.Is(he.Err, ErrBadExtension) || errors.Is(he.Err, ErrCompression) {
+				return Stop()
+			}
 		case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 			if ra, ok := retryAfter(he.Header.Get("Retry-After"), now); ok {
 				return ReconnectAfter(max(ra, bo.next()))
