@@ -1,11 +1,13 @@
 package wsclient
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/rawws"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -346,4 +348,33 @@ func TestKeepaliveTimeoutLongerThanInterval(t *testing.T) {
 	assert.GreaterOrEqual(t, took, interval+timeout)
 	assert.Less(t, took, interval+timeout+300*time.Millisecond)
 	assert.GreaterOrEqual(t, pings.Load(), int32(2), "pings kept their cadence while waiting")
+}
+
+// TestKeepaliveFindsABlackholeWhileSending: on real sockets, a peer that goes
+// silent (a blackhole) while the client is sending a message too large for
+// the socket buffers is found by the keepalive, not by the write timeout: the
+// ping does not wait behind the blocked write. The blocked Send fails then too.
+func TestKeepaliveFindsABlackholeWhileSending(t *testing.T) {
+	testDone := make(chan struct{})
+	srv, err := rawws.NewServer(func(*rawws.Conn) { <-testDone }) // upgrades, then neither reads nor writes
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(testDone) })
+	rec := newRecorder()
+	o := testOptions()
+	o.PingInterval, o.PongTimeout = 300*time.Millisecond, 300*time.Millisecond
+	o.WriteTimeout = time.Hour // only the keepalive can find it
+	c := mustNew(t, srv.URL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- c.Send(context.Background(), BinaryFrame(make([]byte, 256<<20))) }()
+	d := rec.next(t, "disconnect").disc
+	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout, "%v", d.Err)
+	select {
+	case err := <-sendErr:
+		assert.Error(t, err, "the blocked Send fails with the connection")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked Send did not return")
+	}
 }
