@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		// down when m.Run returns. The leak proof is the ordinary test run.
 		os.Exit(m.Run())
 	}
+	noticeMissingPeers()
 	goleak.VerifyTestMain(m)
 }
 
