@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/ff42ae21/wsclient"
+	"github.com/gorilla/websocket"
 )
 
 // ticker is a handler that subscribes on every connect and counts what it gets.
@@ -80,4 +83,60 @@ func ExampleCloseStatus() {
 	err := error(&wsclient.CloseError{Code: wsclient.CloseGoingAway, Reason: "restart"})
 	fmt.Println(wsclient.CloseStatus(err), err)
 	// Output: 1001 wsclient: server closed with 1001 "restart"
+}
+
+// printer prints what it receives and tells got.
+type printer struct {
+	wsclient.BaseHandler
+	got chan struct{}
+}
+
+func (p printer) HandleFrame(c *wsclient.Conn, f wsclient.Frame) error {
+	fmt.Printf("%s: %s\n", f.Type, f.Data)
+	p.got <- struct{}{}
+	return nil
+}
+
+// The package doc's snippet, against a local echo server: Run on a goroutine,
+// WaitOpen, Send, Close.
+func ExampleClient_WaitOpen() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			mt, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			_ = ws.WriteMessage(mt, data)
+		}
+	}))
+	defer srv.Close()
+
+	h := printer{got: make(chan struct{}, 1)}
+	c, err := wsclient.New("ws"+strings.TrimPrefix(srv.URL, "http"), h, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go c.Run(ctx)
+	if err := c.WaitOpen(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Send(ctx, wsclient.TextFrame("hi")); err != nil {
+		log.Fatal(err)
+	}
+	<-h.got // the echo
+	if err := c.Close(ctx, wsclient.CloseNormal, "bye"); err != nil {
+		log.Fatal(err)
+	}
+	<-c.Done()
+	fmt.Println(c.State())
+	// Output:
+	// text: hi
+	// closed
 }
