@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"reflect"
 	"runtime"
@@ -49,6 +50,8 @@ type Client struct {
 	abort       chan struct{} // closed when Close's ctx ran out: drop the socket now
 	running     atomic.Bool
 	runDone     chan struct{}
+
+	logBase atomic.Pointer[slog.Logger] // Options.Logger with the URL being dialed
 
 	// The goroutines that run the user's functions: the owner (the one in
 	// Run) and the current reader. A call from one of them is a call from
@@ -96,8 +99,9 @@ func New(rawURL string, handler Handler, opts *Options) (*Client, error) {
 		runDone:  make(chan struct{}),
 	}
 	c.url = u
+	c.setLogURL(u)
 	c.closeCtx, c.closeCancel = context.WithCancel(context.Background())
-	c.m.init(c, o.Logger)
+	c.m.init(c)
 	return c, nil
 }
 
@@ -313,7 +317,7 @@ func (c *Client) callback(name string, fn func(Handler) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			stack := debug.Stack()
-			c.m.log.Error("wsclient: callback panicked", "callback", name, "panic", r, "stack", string(stack))
+			c.logger().Error("wsclient: callback panicked", "callback", name, "panic", r, "stack", string(stack))
 			err = &callbackError{callback: name, err: &PanicError{Value: r, Stack: stack}}
 		}
 	}()
@@ -464,3 +468,17 @@ func (c *Client) requeue(frames []*pending) {
 // redact is u as it may appear in a log line or an error: no credentials, no
 // query values (tokens often travel there).
 func redact(u *url.URL) string { return transport.Redact(u) }
+
+// logger is Options.Logger (the user's own attributes kept) with the
+// client's: the redacted URL, the generation of the attempt and the state.
+// Levels: Debug for state changes, Info for disconnects (one line per
+// routine reconnect), Warn for what needs a look (no close answer, TLS
+// verification off, a failing HandleInfo while down), Error for failing
+// callbacks.
+func (c *Client) logger() *slog.Logger {
+	return c.logBase.Load().With("generation", c.stats.generation.Load(), "state", c.m.current())
+}
+
+func (c *Client) setLogURL(u *url.URL) {
+	c.logBase.Store(c.opts.Logger.With("url", redact(u)))
+}

@@ -55,6 +55,13 @@ type Options struct {
 	// is used): a source address, a unix socket in tests. The proxy, TLS and
 	// the handshake still run on top of it. Default: a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialLimiter, when set, is waited on before every attempt, reconnects
+	// included: share one among many clients to spread their dials (after an
+	// outage every client redials at once, and servers count dials against
+	// per-IP or per-account limits). *rate.Limiter of golang.org/x/time/rate
+	// satisfies it. Close and Run's ctx cut the wait short; another error
+	// fails the attempt (and the policy retries it with backoff).
+	DialLimiter DialLimiter
 	// Compression negotiates permessage-deflate without context takeover. A
 	// server's answer that this client cannot decode (context takeover on the
 	// server's side) fails the handshake with ErrCompression, and the policy
@@ -114,6 +121,12 @@ type Backoff struct {
 	// (a restart) come back spread out. Between 0 and 1; a negative value for
 	// no jitter.
 	Jitter float64
+}
+
+// DialLimiter paces connection attempts: Wait returns once an attempt may
+// start, or an error (ctx's when it ends first).
+type DialLimiter interface {
+	Wait(ctx context.Context) error
 }
 
 // NoProxy is an Options.Proxy that dials directly.

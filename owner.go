@@ -33,7 +33,7 @@ func (c *Client) Run(ctx context.Context) error {
 	c.stop()
 	if t, ok := c.handler.(Terminator); ok {
 		if terr := c.callback("Terminate", func(Handler) error { t.Terminate(err); return nil }); terr != nil {
-			c.m.log.Error("wsclient: Terminate failed", "err", terr)
+			c.logger().Error("wsclient: Terminate failed", "err", terr)
 		}
 	}
 	return err
@@ -94,7 +94,7 @@ func (o *owner) handle(in input) {
 	from := o.c.m.current()
 	t, ok := transitions[from][in.ev]
 	if !ok {
-		o.c.m.log.Debug("wsclient: event ignored", "state", from, "event", in.ev, "generation", o.gen)
+		o.c.logger().Debug("wsclient: event ignored", "event", in.ev)
 		return
 	}
 	o.c.m.set(t.to, in.ev, o.gen, in.err)
@@ -199,6 +199,7 @@ func (o *owner) nothing(input) {}
 func (o *owner) startDial(input) {
 	c := o.c
 	o.gen++
+	c.stats.generation.Store(o.gen)
 	actx, cancel := context.WithCancel(o.ctx)
 	stop := context.AfterFunc(c.closeCtx, cancel)
 	o.dialCancel = func() { stop(); cancel() }
@@ -210,7 +211,17 @@ func (o *owner) startDial(input) {
 	}
 	res := make(chan dialResult, 1)
 	o.dialRes = res
+	limiter := c.opts.DialLimiter
 	go func() {
+		if limiter != nil { // shared by a fleet: every attempt waits its turn
+			if err := limiter.Wait(actx); err != nil {
+				if actx.Err() != nil {
+					err = actx.Err()
+				}
+				res <- dialResult{err: fmt.Errorf("wsclient: DialLimiter: %w", err)}
+				return
+			}
+		}
 		w, err := c.dial(actx, cfg)
 		res <- dialResult{w, err}
 	}()
@@ -308,7 +319,7 @@ func (o *owner) opened(in input) {
 	c.stats.connects.Add(1)
 	c.setCurrent(conn)
 	if c.opts.InsecureSkipVerifyTLS && o.url.Scheme == "wss" {
-		c.m.log.Warn("wsclient: connected WITHOUT verifying the server's TLS certificate", "url", redact(o.url))
+		c.logger().Warn("wsclient: connected WITHOUT verifying the server's TLS certificate")
 	}
 	if err := c.callback("OnConnect", func(h Handler) error { return h.OnConnect(conn) }); err != nil {
 		conn.fail(CloseInternalError, "", err)
@@ -340,6 +351,7 @@ func (o *owner) lost(input) {
 	if d.Uptime >= o.c.opts.StableAfter {
 		o.bo.reset()
 		o.attempt = 0
+		o.c.stats.failures.Store(0)
 	}
 	o.decide(d)
 }
@@ -349,6 +361,7 @@ func (o *owner) decide(d Disconnect) {
 	c := o.c
 	o.attempt++
 	d.Attempt = o.attempt
+	c.stats.disconnected(d)
 	if stop, result := o.finishing(); stop {
 		d.Final, d.Suggested = true, Stop()
 		o.onDisconnect(d)
@@ -362,7 +375,7 @@ func (o *owner) decide(d Disconnect) {
 		dec = d.Suggested
 	}
 	if dec.IsStop() {
-		c.m.log.Info("wsclient: disconnected; stopping", "url", redact(o.url), "err", d.Err,
+		c.logger().Info("wsclient: disconnected; stopping", "err", d.Err,
 			"attempt", d.Attempt, "uptime", d.Uptime)
 		o.result = runResult(d.Err)
 		o.post(input{ev: evStop, err: d.Err})
@@ -380,7 +393,7 @@ func (o *owner) decide(d Disconnect) {
 			delay = o.bo.next()
 		}
 	}
-	c.m.log.Info("wsclient: disconnected; reconnecting", "url", redact(o.url), "err", d.Err,
+	c.logger().Info("wsclient: disconnected; reconnecting", "err", d.Err,
 		"attempt", d.Attempt, "uptime", d.Uptime, "delay", delay)
 	o.post(input{ev: evReconnect, err: d.Err, delay: delay})
 }
@@ -390,7 +403,7 @@ func (o *owner) onDisconnect(d Disconnect) Decision {
 	var dec Decision
 	err := o.c.callback("OnDisconnect", func(h Handler) error { dec = h.OnDisconnect(d); return nil })
 	if err != nil {
-		o.c.m.log.Error("wsclient: OnDisconnect failed; following the suggested decision", "err", err)
+		o.c.logger().Error("wsclient: OnDisconnect failed; following the suggested decision", "err", err)
 		return Decision{}
 	}
 	return dec
@@ -413,6 +426,7 @@ func (o *owner) apply(dec Decision) error {
 			return err
 		}
 		o.url = u
+		o.c.setLogURL(u)
 	}
 	if dec.header != nil {
 		if err := checkHeader(dec.header); err != nil {
@@ -443,7 +457,7 @@ func (o *owner) infosDetached(input) {
 		o.detached = detachedConn(o.c)
 	}
 	if err := o.c.handleInfos(o.detached); err != nil {
-		o.c.m.log.Warn("wsclient: HandleInfo failed while not connected", "err", err)
+		o.c.logger().Warn("wsclient: HandleInfo failed while not connected", "err", err)
 	}
 }
 
@@ -471,7 +485,7 @@ func (o *owner) closeStarted(in input) {
 }
 
 func (o *owner) closeTimedOut(input) {
-	o.c.m.log.Warn("wsclient: no close frame from the server within CloseTimeout; dropping the connection",
+	o.c.logger().Warn("wsclient: no close frame from the server within CloseTimeout; dropping the connection",
 		"timeout", o.c.opts.CloseTimeout)
 	o.conn.end(o.conn.localClose.Load(), 0)
 }

@@ -1,6 +1,7 @@
 package wsclient
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -148,13 +149,14 @@ type StateChange struct {
 type machine struct {
 	c       *Client
 	state   atomic.Int32
-	log     *slog.Logger
+	since   atomic.Int64 // UnixNano of the last change
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced at every change
 }
 
-func (m *machine) init(c *Client, log *slog.Logger) {
-	m.c, m.log, m.changed = c, log, make(chan struct{})
+func (m *machine) init(c *Client) {
+	m.c, m.changed = c, make(chan struct{})
+	m.since.Store(c.clk.Now().UnixNano())
 }
 
 func (m *machine) current() State { return State(m.state.Load()) }
@@ -175,18 +177,21 @@ func (m *machine) set(to State, ev event, gen uint64, cause error) {
 	}
 	m.mu.Lock()
 	m.state.Store(int32(to))
+	m.since.Store(m.c.clk.Now().UnixNano())
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
-	attrs := []any{"from", from, "to", to, "event", ev, "generation", gen}
-	if cause != nil {
-		attrs = append(attrs, "cause", cause)
+	if log := m.c.logBase.Load(); log.Enabled(context.Background(), slog.LevelDebug) {
+		attrs := []any{"from", from, "to", to, "event", ev, "generation", gen}
+		if cause != nil {
+			attrs = append(attrs, "cause", cause)
+		}
+		log.Debug("wsclient: state", attrs...)
 	}
-	m.log.Debug("wsclient: state", attrs...)
 	if notify := m.c.opts.OnStateChange; notify != nil {
 		sc := StateChange{From: from, To: to, Cause: cause, Generation: gen}
 		if err := m.c.callback("OnStateChange", func(Handler) error { notify(sc); return nil }); err != nil {
-			m.log.Error("wsclient: OnStateChange failed", "err", err)
+			m.c.logger().Error("wsclient: OnStateChange failed", "err", err)
 		}
 	}
 }

@@ -1,0 +1,173 @@
+package wsclient
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStatsCountWhatTheServerSaw: the counters match what a real server
+// received and sent, and the disconnect fields tell the last cause.
+func TestStatsCountWhatTheServerSaw(t *testing.T) {
+	var srvMsgs, srvBytes atomic.Int64
+	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
+		for {
+			mt, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			srvMsgs.Add(1)
+			srvBytes.Add(int64(len(data)))
+			if string(data) == "bye" {
+				_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseServiceRestart, ""), time.Now().Add(time.Second))
+				return
+			}
+			_ = ws.WriteMessage(mt, data)
+		}
+	}})
+	rec := newRecorder()
+	o := testOptions()
+	o.PingInterval, o.PongTimeout = 20*time.Millisecond, time.Second
+	c := mustNew(t, srv.wsURL(), rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	ctx := ctxTimeout(t, 5*time.Second)
+	sizes := []int{1, 100, 5000, 70000}
+	total := 0
+	for _, n := range sizes {
+		require.NoError(t, c.Send(ctx, BinaryFrame(make([]byte, n))))
+		total += n
+		rec.next(t, "frame")
+	}
+	require.Eventually(t, func() bool { return c.Stats().RTT > 0 }, 5*time.Second, time.Millisecond, "a ping was answered")
+	s := c.Stats()
+	assert.Equal(t, Open, s.State)
+	assert.Equal(t, uint64(1), s.Connects)
+	assert.Equal(t, uint64(1), s.Generation)
+	assert.Equal(t, uint64(len(sizes)), s.MessagesSent)
+	assert.Equal(t, uint64(total), s.BytesSent)
+	assert.Equal(t, srvMsgs.Load(), int64(s.MessagesSent), "what the server received")
+	assert.Equal(t, srvBytes.Load(), int64(s.BytesSent))
+	assert.Equal(t, uint64(len(sizes)), s.MessagesReceived)
+	assert.Equal(t, uint64(total), s.BytesReceived)
+	assert.Positive(t, s.PingsSent)
+	assert.Positive(t, s.Uptime)
+	assert.Nil(t, s.LastCause)
+
+	require.NoError(t, c.Send(ctx, TextFrame("bye")))
+	d := rec.next(t, "disconnect").disc
+	s = c.Stats()
+	assert.Equal(t, uint64(1), s.Disconnects)
+	assert.Equal(t, 1, s.Failures)
+	assert.Equal(t, CloseServiceRestart, s.LastCloseCode)
+	assert.Equal(t, d.Err, s.LastCause)
+	rec.next(t, "connect")
+	assert.Equal(t, uint64(2), c.Stats().Connects)
+}
+
+// TestStatsQueues: the outbox and Info queue lengths.
+func TestStatsQueues(t *testing.T) {
+	o := testOptions()
+	o.OutboxSize = 4
+	rec := newRecorder()
+	c, n, _ := fakeClient(t, rec, o)
+	for range 2 {
+		go func() { _ = c.Send(context.Background(), TextFrame("q")) }()
+	}
+	waitFor(t, "two frames queued", func() bool { return c.Stats().Outbox == 2 })
+	require.NoError(t, c.Info(context.Background(), "i"))
+	assert.Equal(t, 1, c.Stats().InfoQueue)
+	assert.Equal(t, Idle, c.Stats().State)
+	w := n.accept()
+	runFake(t, c)
+	waitFor(t, "the outbox written", func() bool { return len(w.texts()) == 2 })
+	waitFor(t, "queues drained", func() bool { s := c.Stats(); return s.Outbox == 0 && s.InfoQueue == 0 })
+}
+
+// gate is a DialLimiter the test opens one attempt at a time.
+type gate struct {
+	waiting chan struct{}
+	open    chan struct{}
+}
+
+func (g *gate) Wait(ctx context.Context) error {
+	g.waiting <- struct{}{}
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestDialLimiterGatesEveryAttempt: every attempt, reconnects included, waits
+// on the limiter before it dials; Close cuts the wait short.
+func TestDialLimiterGatesEveryAttempt(t *testing.T) {
+	g := &gate{waiting: make(chan struct{}, 10), open: make(chan struct{})}
+	o := testOptions()
+	o.DialLimiter = g
+	rec := newRecorder()
+	c, n, clk := fakeClient(t, rec, o)
+	w := n.accept()
+	res := make(chan error, 1)
+	go func() { res <- c.Run(context.Background()) }()
+	<-g.waiting
+	assert.Equal(t, int32(0), n.attempts.Load(), "no dial before the limiter lets it")
+	g.open <- struct{}{}
+	rec.next(t, "connect")
+	w.fail(&CloseError{Code: CloseServiceRestart})
+	rec.next(t, "disconnect")
+	clk.waitTimers(t, 1)
+	d, _ := clk.nextDue()
+	clk.Advance(d)
+	<-g.waiting // the reconnect waits too
+	assert.Equal(t, int32(1), n.attempts.Load())
+	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+	require.NoError(t, <-res)
+	assert.Equal(t, int32(1), n.attempts.Load(), "Close cut the wait: no dial")
+}
+
+// TestLogLinesCarryTheClientsAttributes: every line has the redacted URL, the
+// generation and the state, and keeps the user's own attributes; a routine
+// reconnect costs one Info line.
+func TestLogLinesCarryTheClientsAttributes(t *testing.T) {
+	var logs syncBuffer
+	o := testOptions()
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil)).With("feed", "trades")
+	rec := newRecorder()
+	c, n, clk := fakeClient(t, rec, o)
+	c.setLogURL(mustURL(t, "ws://fake.test/feed?token=SECRET"))
+	w := n.accept()
+	n.accept()
+	runFake(t, c)
+	rec.next(t, "connect")
+	w.send(transport.OpText, "x")
+	w.fail(&CloseError{Code: CloseServiceRestart})
+	rec.next(t, "disconnect")
+	clk.waitTimers(t, 1)
+	d, _ := clk.nextDue()
+	clk.Advance(d)
+	rec.next(t, "connect")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 1, "one Info line per routine reconnect: %q", lines)
+	for _, want := range []string{"feed=trades", "url=", "token=REDACTED", "generation=1", "state=", "disconnected"} {
+		assert.Contains(t, lines[0], want)
+	}
+	assert.NotContains(t, lines[0], "SECRET")
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	return u
+}
