@@ -73,6 +73,7 @@ type owner struct {
 	detached   *Conn
 
 	attempt int
+	uptime  time.Duration // of the last connection, for StateChange
 	bo      *backoffPolicy
 	result  error // what Run returns
 
@@ -97,7 +98,7 @@ func (o *owner) handle(in input) {
 		o.c.logger().Debug("wsclient: event ignored", "event", in.ev)
 		return
 	}
-	o.c.m.set(t.to, in.ev, o.gen, in.err)
+	o.c.m.set(t.to, in, o.gen, o.uptime)
 	t.do(o, in)
 }
 
@@ -348,6 +349,7 @@ func (o *owner) lost(input) {
 	o.c.setCurrent(nil)
 	o.c.stats.disconnects.Add(1)
 	d := Disconnect{Err: conn.endErr, Connected: true, Uptime: o.c.clk.Now().Sub(conn.opened)}
+	o.uptime = d.Uptime
 	if d.Uptime >= o.c.opts.StableAfter {
 		o.bo.reset()
 		o.attempt = 0

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // State is where the client is in its life.
@@ -135,13 +136,19 @@ var transitions = map[State]map[event]transition{
 	Closed: {},
 }
 
-// StateChange is passed to Options.OnStateChange.
+// StateChange is passed to Options.OnStateChange: the lifecycle as a stream
+// of events, enough for metrics (connection durations, reconnect delays).
 type StateChange struct {
 	From, To State
 	// Cause is the error that led to the change, if any.
 	Cause error
 	// Generation numbers the connection attempts: it grows by one per attempt.
 	Generation uint64
+	// Uptime is how long the connection was open, on the change that follows
+	// its end (From Open or Closing, To Reconnecting or Closed).
+	Uptime time.Duration
+	// Delay is the wait before the next attempt, on a change to Reconnecting.
+	Delay time.Duration
 }
 
 // machine holds the state. Only the owner goroutine sets it; any goroutine may
@@ -170,8 +177,8 @@ func (m *machine) watch() (State, <-chan struct{}) {
 
 // set is the one function that writes the state. A repeat is a no-op; Closed
 // is final. OnStateChange runs under the handler lock, like every callback.
-func (m *machine) set(to State, ev event, gen uint64, cause error) {
-	from := m.current()
+func (m *machine) set(to State, in input, gen uint64, uptime time.Duration) {
+	from, ev, cause := m.current(), in.ev, in.err
 	if to == from || from == Closed {
 		return
 	}
@@ -190,6 +197,12 @@ func (m *machine) set(to State, ev event, gen uint64, cause error) {
 	}
 	if notify := m.c.opts.OnStateChange; notify != nil {
 		sc := StateChange{From: from, To: to, Cause: cause, Generation: gen}
+		if (from == Open || from == Closing) && (to == Reconnecting || to == Closed) {
+			sc.Uptime = uptime
+		}
+		if to == Reconnecting {
+			sc.Delay = in.delay
+		}
 		if err := m.c.callback("OnStateChange", func(Handler) error { notify(sc); return nil }); err != nil {
 			m.c.logger().Error("wsclient: OnStateChange failed", "err", err)
 		}

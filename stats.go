@@ -25,10 +25,9 @@ type Stats struct {
 	// or received (0 before the first).
 	LastCause     error
 	LastCloseCode int
-	// Messages and payload bytes of data messages (Text, Binary) received
-	// (as delivered, after inflating) and sent (as given to Send).
-	MessagesReceived, BytesReceived uint64
-	MessagesSent, BytesSent         uint64
+	// Data messages (Text, Binary) received (as delivered, after inflating)
+	// and sent (as given to Send), with their payload bytes.
+	Received, Sent Traffic
 	// PingsSent counts keepalive pings; KeepaliveTimeouts the connections
 	// the keepalive found dead.
 	PingsSent, KeepaliveTimeouts uint64
@@ -40,6 +39,18 @@ type Stats struct {
 	// Uptime is how long the current connection has been open (0: none).
 	Uptime time.Duration
 }
+
+// Traffic counts data messages of one direction, by type.
+type Traffic struct {
+	TextMessages, TextBytes     uint64
+	BinaryMessages, BinaryBytes uint64
+}
+
+// Messages is the count of messages of both types.
+func (t Traffic) Messages() uint64 { return t.TextMessages + t.BinaryMessages }
+
+// Bytes is the payload bytes of both types.
+func (t Traffic) Bytes() uint64 { return t.TextBytes + t.BinaryBytes }
 
 // Stats returns a snapshot of the client's counters and state. It is cheap
 // (a few atomic loads and one short lock) and safe from any goroutine,
@@ -54,10 +65,8 @@ func (c *Client) Stats() Stats {
 		Disconnects:       s.disconnects.Load(),
 		Failures:          int(s.failures.Load()),
 		LastCloseCode:     int(s.lastCloseCode.Load()),
-		MessagesReceived:  s.msgsIn.Load(),
-		BytesReceived:     s.bytesIn.Load(),
-		MessagesSent:      s.msgsOut.Load(),
-		BytesSent:         s.bytesOut.Load(),
+		Received:          s.in.load(),
+		Sent:              s.out.load(),
 		PingsSent:         s.pings.Load(),
 		KeepaliveTimeouts: s.keepaliveTimeouts.Load(),
 		RTT:               time.Duration(s.rtt.Load()),
@@ -79,8 +88,7 @@ func (c *Client) Stats() Stats {
 // to the received ones, so they are never contended; the sent ones are added
 // by whichever goroutine sent; the owner sets the rest.
 type counters struct {
-	msgsIn, bytesIn   atomic.Uint64
-	msgsOut, bytesOut atomic.Uint64
+	in, out           trafficCounters
 	pings             atomic.Uint64
 	keepaliveTimeouts atomic.Uint64
 	connects          atomic.Uint64
@@ -92,19 +100,28 @@ type counters struct {
 	rtt               atomic.Int64
 }
 
-func (s *counters) received(f Frame) {
-	if f.Type == Text || f.Type == Binary {
-		s.msgsIn.Add(1)
-		s.bytesIn.Add(uint64(len(f.Data)))
+type trafficCounters struct {
+	textMsgs, textBytes, binMsgs, binBytes atomic.Uint64
+}
+
+func (t *trafficCounters) add(f Frame) {
+	switch f.Type {
+	case Text:
+		t.textMsgs.Add(1)
+		t.textBytes.Add(uint64(len(f.Data)))
+	case Binary:
+		t.binMsgs.Add(1)
+		t.binBytes.Add(uint64(len(f.Data)))
 	}
 }
 
-func (s *counters) sent(f Frame) {
-	if f.Type == Text || f.Type == Binary {
-		s.msgsOut.Add(1)
-		s.bytesOut.Add(uint64(len(f.Data)))
-	}
+func (t *trafficCounters) load() Traffic {
+	return Traffic{TextMessages: t.textMsgs.Load(), TextBytes: t.textBytes.Load(),
+		BinaryMessages: t.binMsgs.Load(), BinaryBytes: t.binBytes.Load()}
 }
+
+func (s *counters) received(f Frame) { s.in.add(f) }
+func (s *counters) sent(f Frame)     { s.out.add(f) }
 
 // disconnected notes a disconnect's cause and attempt count.
 func (s *counters) disconnected(d Disconnect) {

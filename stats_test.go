@@ -53,15 +53,17 @@ func TestStatsCountWhatTheServerSaw(t *testing.T) {
 	assert.Equal(t, Open, s.State)
 	assert.Equal(t, uint64(1), s.Connects)
 	assert.Equal(t, uint64(1), s.Generation)
-	assert.Equal(t, uint64(len(sizes)), s.MessagesSent)
-	assert.Equal(t, uint64(total), s.BytesSent)
-	assert.Equal(t, srvMsgs.Load(), int64(s.MessagesSent), "what the server received")
-	assert.Equal(t, srvBytes.Load(), int64(s.BytesSent))
-	assert.Equal(t, uint64(len(sizes)), s.MessagesReceived)
-	assert.Equal(t, uint64(total), s.BytesReceived)
+	assert.Equal(t, uint64(len(sizes)), s.Sent.Messages())
+	assert.Equal(t, uint64(total), s.Sent.Bytes())
+	assert.Equal(t, srvMsgs.Load(), int64(s.Sent.Messages()), "what the server received")
+	assert.Equal(t, srvBytes.Load(), int64(s.Sent.Bytes()))
+	assert.Equal(t, uint64(len(sizes)), s.Received.Messages())
+	assert.Equal(t, uint64(total), s.Received.Bytes())
 	assert.Positive(t, s.PingsSent)
 	assert.Positive(t, s.Uptime)
 	assert.Nil(t, s.LastCause)
+	assert.Equal(t, uint64(len(sizes)), s.Sent.BinaryMessages)
+	assert.Zero(t, s.Sent.TextMessages)
 
 	require.NoError(t, c.Send(ctx, TextFrame("bye")))
 	d := rec.next(t, "disconnect").disc
@@ -170,4 +172,29 @@ func mustURL(t *testing.T, raw string) *url.URL {
 	u, err := url.Parse(raw)
 	require.NoError(t, err)
 	return u
+}
+
+// TestStateChangeCarriesUptimeAndDelay: the change after a lost connection
+// says how long it was open, a change to Reconnecting how long the wait is.
+func TestStateChangeCarriesUptimeAndDelay(t *testing.T) {
+	changes := make(chan StateChange, 20)
+	o := testOptions()
+	o.OnStateChange = func(sc StateChange) { changes <- sc }
+	rec := newRecorder()
+	c, n, clk := fakeClient(t, rec, o)
+	w := n.accept()
+	runFake(t, c)
+	rec.next(t, "connect")
+	clk.Advance(3 * time.Second)
+	w.fail(&CloseError{Code: CloseServiceRestart})
+	for sc := range changes {
+		if sc.To == Reconnecting {
+			assert.Equal(t, Open, sc.From)
+			assert.Equal(t, 3*time.Second, sc.Uptime)
+			assert.Positive(t, sc.Delay)
+			assert.LessOrEqual(t, sc.Delay, o.Backoff.Max)
+			return
+		}
+		assert.Zero(t, sc.Uptime, "%v -> %v", sc.From, sc.To)
+	}
 }
