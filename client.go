@@ -135,7 +135,7 @@ func (c *Client) WaitOpen(ctx context.Context) error {
 	for {
 		s, changed := c.m.watch()
 		switch {
-		case s == Open && c.live.Load() != nil: // not while OnDisconnect decides
+		case s == Open && c.connected(): // not while OnDisconnect decides
 			return nil
 		case s == Closed || c.closeCtx.Err() != nil:
 			return ErrClosed
@@ -157,8 +157,10 @@ func (c *Client) WaitOpen(ctx context.Context) error {
 // or for a place in the outbox; Options.WriteTimeout bounds the write. A nil
 // ctx means context.Background().
 //
-// While a connection is open (OnConnect included: a Send while OnConnect runs
-// is one of OnConnect's frames), Send writes at once. While none is open, Send
+// While a connection is open, Send writes at once; while its OnConnect runs
+// and the outbox is written, Send waits for them (a re-subscription or an
+// authentication goes first), except a Send from inside OnConnect, which is
+// one of OnConnect's frames. While none is open, Send
 // returns ErrNotConnected, or with Options.OutboxSize > 0 it waits in the
 // outbox (bounded by ctx) and the frame is written right after the next
 // OnConnect; ErrOutboxFull when the outbox is full. From inside a callback, a
@@ -185,6 +187,22 @@ func (c *Client) Send(ctx context.Context, f Frame) error {
 		}
 		if conn := c.cur; conn != nil && conn.writable() {
 			c.mu.Unlock()
+			// Until OnConnect's frames and the outbox are written, other
+			// goroutines wait (a re-subscription or an authentication goes
+			// first); a Send from inside OnConnect is one of its frames.
+			select {
+			case <-conn.ready:
+			default:
+				if !c.inCallback() {
+					select {
+					case <-conn.ready:
+					case <-conn.done:
+						continue // it ended during OnConnect: the outbox, or an error
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
 			if err := conn.write(ctx, f); err != errNotWritten {
 				return err
 			}
@@ -389,13 +407,28 @@ func (c *Client) requeueInfos(msgs []any) {
 	}
 }
 
-// setCurrent makes conn the connection Send writes to (nil for none).
+// connected reports whether a connection is open.
+func (c *Client) connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur != nil && !c.cur.ended()
+}
+
+// setCurrent makes conn the connection Send writes to (nil for none); the
+// fast path opens once conn is ready.
 func (c *Client) setCurrent(conn *Conn) {
 	c.mu.Lock()
 	c.cur = conn
-	if conn == nil || c.stopped {
-		c.live.Store(nil)
-	} else {
+	c.live.Store(nil)
+	c.mu.Unlock()
+}
+
+// setReady marks conn's OnConnect frames and outbox written: every Send may
+// write now, on the fast path.
+func (c *Client) setReady(conn *Conn) {
+	c.mu.Lock()
+	close(conn.ready)
+	if c.cur == conn && !c.stopped {
 		c.live.Store(conn)
 	}
 	c.mu.Unlock()

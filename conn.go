@@ -27,6 +27,8 @@ type Conn struct {
 	w      wire // nil for the stand-in given to HandleInfo while not connected
 	opened time.Time
 
+	ready chan struct{} // closed once OnConnect's frames and the outbox are written
+
 	endOnce    sync.Once
 	done       chan struct{} // closed when the connection has ended: no more writes
 	endErr     error         // why it ended; written before done is closed
@@ -47,6 +49,7 @@ func newConn(c *Client, gen uint64, w wire) *Conn {
 		gen:        gen,
 		w:          w,
 		opened:     c.clk.Now(),
+		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		closeStart: make(chan struct{}),

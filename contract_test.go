@@ -345,3 +345,29 @@ func TestNewRejectsBadPortsAndTypedNil(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestSendsWaitForOnConnect: a Send from another goroutine while OnConnect
+// runs waits for it, so OnConnect's frames (an authentication) go first.
+func TestSendsWaitForOnConnect(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	rec := newRecorder()
+	rec.onConnect = func(conn *Conn) error {
+		close(entered)
+		<-release
+		return conn.SendText("auth")
+	}
+	c, n, _ := fakeClient(t, rec, nil)
+	w := n.accept()
+	runFake(t, c)
+	<-entered
+	sent := make(chan error, 1)
+	go func() { sent <- c.Send(context.Background(), TextFrame("other")) }()
+	select {
+	case err := <-sent:
+		t.Fatalf("Send returned during OnConnect: %v", err)
+	case <-time.After(50 * time.Millisecond): // it must still be waiting: nothing lets it go
+	}
+	close(release)
+	require.NoError(t, <-sent)
+	assert.Equal(t, []string{"auth", "other"}, w.texts())
+}

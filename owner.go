@@ -326,6 +326,7 @@ func (o *owner) opened(in input) {
 		conn.fail(CloseInternalError, "", err)
 	} else {
 		c.flushOutbox(conn)
+		c.setReady(conn)
 	}
 	go conn.readLoop()
 	o.ka = startKeepalive(conn, c.clk, c.opts.PingInterval, c.opts.PongTimeout)

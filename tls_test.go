@@ -153,7 +153,7 @@ func TestTLSVerifiesChainAndHostName(t *testing.T) {
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			mine := &tls.Config{RootCAs: ca.pool, NextProtos: []string{"h2", "http/1.1"}}
-			logs := &captureHandler{}
+			logs := newCaptureHandler()
 			o := testOptions()
 			o.TLSConfig = mine
 			o.Logger = slog.New(logs)
@@ -489,28 +489,40 @@ func TestLoadCertPool(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
-// captureHandler is a slog.Handler that keeps every record.
+// captureHandler is a slog.Handler that keeps every record, with the
+// attributes of its loggers (With) added to each.
 type captureHandler struct {
-	mu   sync.Mutex
-	recs []slog.Record
+	mu    *sync.Mutex
+	recs  *[]slog.Record
+	attrs []slog.Attr
+}
+
+func newCaptureHandler() *captureHandler {
+	return &captureHandler{mu: &sync.Mutex{}, recs: &[]slog.Record{}}
 }
 
 func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.recs = append(h.recs, r.Clone())
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	*h.recs = append(*h.recs, r)
 	return nil
 }
-func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
+func (h *captureHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+func (h *captureHandler) WithGroup(string) slog.Handler { return h }
 
 // find returns the records at level whose message holds substr.
 func (h *captureHandler) find(level slog.Level, substr string) []slog.Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []slog.Record
-	for _, r := range h.recs {
+	for _, r := range *h.recs {
 		if r.Level == level && strings.Contains(r.Message, substr) {
 			out = append(out, r)
 		}
@@ -531,7 +543,7 @@ func TestInsecureSkipVerifyWarnsAtEveryConnect(t *testing.T) {
 			echo(ws)
 		},
 	})
-	logs := &captureHandler{}
+	logs := newCaptureHandler()
 	rec := newRecorder()
 	o := testOptions()
 	o.InsecureSkipVerifyTLS = true
