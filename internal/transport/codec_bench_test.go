@@ -99,3 +99,21 @@ func BenchmarkRead64(b *testing.B)          { benchRead(b, 64) }
 func BenchmarkRead16K(b *testing.B)         { benchRead(b, 16<<10) }
 func BenchmarkGorillaRead64(b *testing.B)   { benchGorillaRead(b, 64) }
 func BenchmarkGorillaRead16K(b *testing.B)  { benchGorillaRead(b, 16<<10) }
+
+// BenchmarkReadFragmented reads 1 MiB messages in 64-byte fragments (16384
+// frames each) from memory.
+func BenchmarkReadFragmented(b *testing.B) {
+	for _, op := range []Opcode{OpText, OpBinary} {
+		b.Run(map[Opcode]string{OpText: "text", OpBinary: "binary"}[op], func(b *testing.B) {
+			msg := fragmented(op, 1<<20, 64)
+			c := NewConn(&memConn{r: &repeatReader{b: msg}}, nil, ConnOptions{})
+			b.SetBytes(1 << 20)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.ReadMessage(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

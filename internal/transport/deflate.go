@@ -208,7 +208,9 @@ func (c *Conn) readCompressed(h frameHeader) (Message, error) {
 	fr := flateReaderPool.Get().(io.ReadCloser)
 	_ = fr.(flate.Resetter).Reset(s, nil)
 	limit := c.readLimit
-	size := max(2*h.length, 512)
+	// A first guess from the header, bounded like eagerAlloc: without a
+	// ReadLimit, a header alone must not allocate what never comes.
+	size := max(2*min(h.length, eagerAlloc/2), 512)
 	if limit > 0 {
 		size = min(size, limit+1)
 	}

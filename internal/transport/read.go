@@ -53,6 +53,13 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	}
 	c.life.Add(1)
 	b0, b1 := b[0], b[1]
+	// A control frame's length must fit the 7-bit field: the extended forms
+	// are a protocol error whatever length they carry (RFC 6455 5.5), decided
+	// here, without waiting for the extended length.
+	if op := Opcode(b0 & 0x0f); (op == OpClose || op == OpPing || op == OpPong) && b1&0x7f > MaxControlPayload {
+		return h, c.protocolError(CloseProtocolError, "control frame too long",
+			fmt.Errorf("a control frame with the extended length form (7-bit length field %d)", b1&0x7f))
+	}
 	n := 2
 	switch b1 & 0x7f {
 	case 126:
@@ -143,53 +150,50 @@ func (c *Conn) maskingError() error {
 	return errors.New("a masked frame from the server")
 }
 
-// readPayload reads len(p) payload bytes into p and unmasks them.
-func (c *Conn) readPayload(h *frameHeader, p []byte) error {
-	for i := 0; i < len(p); {
-		n, err := c.br.Read(p[i:])
-		if n > 0 {
-			i += n
-			c.life.Add(1)
-			continue
-		}
-		if err != nil {
-			return c.readFailed(err)
-		}
-	}
-	if h.masked {
-		maskBytes(h.key, 0, p)
-	}
-	return nil
-}
-
 // eagerAlloc is the largest payload allocated whole from its header alone: a
 // longer one (possible only with a large or no ReadLimit) grows as its bytes
 // arrive, so that a header cannot make this side allocate what never comes.
 const eagerAlloc = 16 << 20
 
-// readGrow appends h's payload to buf, growing it as the bytes arrive.
-func (c *Conn) readGrow(h *frameHeader, buf []byte) ([]byte, error) {
-	start := len(buf)
-	end := start + int(h.length)
+// readGrow appends h's payload to buf as its bytes arrive, unmasking each
+// read's bytes. When buf is full it grows geometrically (amortized: a message
+// in many small fragments is copied O(log n) times, not once per fragment),
+// up to exactly the message's end on its last frame, never past ReadLimit;
+// a buf with room for the payload is not reallocated. With utf, the text
+// (all of buf) is checked after every read, from where the last check
+// stopped, so that invalid UTF-8 fails on the read that brings it, before
+// the rest of the frame arrives.
+func (c *Conn) readGrow(h *frameHeader, buf []byte, utf *utf8Checker) ([]byte, error) {
+	end := len(buf) + int(h.length)
+	pos := 0 // payload position of the next byte, for the mask
 	for len(buf) < end {
 		if len(buf) == cap(buf) {
-			n := min(end, max(2*cap(buf), len(buf)+512, 4096))
+			n := max(2*cap(buf), len(buf)+512, 4096)
+			if h.fin { // the message's size is known
+				n = min(n, end)
+			}
+			if c.readLimit > 0 && int64(n) > c.readLimit { // end <= readLimit
+				n = int(c.readLimit)
+			}
 			nb := make([]byte, len(buf), n)
 			copy(nb, buf)
 			buf = nb
 		}
 		k, err := c.br.Read(buf[len(buf):min(cap(buf), end)])
 		if k > 0 {
+			if h.masked {
+				pos = maskBytes(h.key, pos, buf[len(buf):len(buf)+k])
+			}
 			buf = buf[:len(buf)+k]
 			c.life.Add(1)
+			if utf != nil && !utf.check(buf) {
+				return buf, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
+			}
 			continue
 		}
 		if err != nil {
 			return buf, c.readFailed(err)
 		}
-	}
-	if h.masked {
-		maskBytes(h.key, 0, buf[start:])
 	}
 	return buf, nil
 }
@@ -197,8 +201,8 @@ func (c *Conn) readGrow(h *frameHeader, buf []byte) ([]byte, error) {
 // readControl reads a control frame's payload and acts on it: a ping's pong
 // is queued, a close ends the reading.
 func (c *Conn) readControl(h frameHeader) (Message, error) {
-	p := make([]byte, h.length)
-	if err := c.readPayload(&h, p); err != nil {
+	p, err := c.readGrow(&h, make([]byte, 0, h.length), nil)
+	if err != nil {
 		return Message{}, err
 	}
 	switch h.op {
@@ -281,27 +285,28 @@ func (c *Conn) readMessage() (Message, error) {
 		if total != int64(int(total)) {
 			return Message{}, c.protocolError(CloseMessageTooBig, "message too big", errors.New("a message too large for memory"))
 		}
+		var utf *utf8Checker
+		if h.op == OpText || (h.op == OpContinuation && c.msgOp == OpText) {
+			utf = &c.utf
+		}
 		if h.op != OpContinuation {
-			c.msgOp = h.op
+			c.msgOp, c.utf = h.op, utf8Checker{}
 			if h.fin && h.length <= eagerAlloc { // the common case: one frame, one allocation of its size
-				p := make([]byte, h.length)
-				if err := c.readPayload(&h, p); err != nil {
+				p, err := c.readGrow(&h, make([]byte, 0, h.length), utf)
+				if err != nil {
 					return Message{}, err
 				}
-				if h.op == OpText && !utf8.Valid(p) {
+				if utf != nil && !utf.complete(p) {
 					return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
 				}
 				return Message{Op: h.op, Data: p}, nil
 			}
-			c.inMsg, c.msgBuf, c.utf = true, make([]byte, 0, min(h.length, eagerAlloc)), utf8Checker{}
+			c.inMsg, c.msgBuf = true, make([]byte, 0, min(h.length, eagerAlloc))
 		}
-		buf, err := c.readGrow(&h, c.msgBuf)
+		buf, err := c.readGrow(&h, c.msgBuf, utf)
 		c.msgBuf = buf
 		if err != nil {
 			return Message{}, err
-		}
-		if c.msgOp == OpText && !c.utf.check(buf) {
-			return Message{}, c.protocolError(CloseInvalidPayload, "invalid UTF-8", errBadUTF8)
 		}
 		if h.fin {
 			c.inMsg, c.msgBuf = false, nil

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -377,5 +379,194 @@ func TestReadAllocs(t *testing.T) {
 		if allocs != 1 {
 			t.Errorf("%d bytes: %v allocations per message, want 1", n, allocs)
 		}
+	}
+}
+
+// ctHeader is a frame header with the length in the form given: 0 (7-bit),
+// 126 (16-bit) or 127 (64-bit), whatever the length.
+func ctHeader(b0 byte, form byte, n int) []byte {
+	switch form {
+	case 126:
+		return binary.BigEndian.AppendUint16([]byte{b0, 126}, uint16(n))
+	case 127:
+		return binary.BigEndian.AppendUint64([]byte{b0, 127}, uint64(n))
+	}
+	return []byte{b0, byte(n)}
+}
+
+// A control frame's 7-bit length field may not be 126 or 127, even when the
+// extended length is at most 125 (RFC 6455 5.5): 1002, decided on the first
+// two bytes (the extended length need not come).
+func TestReadControlExtendedLength(t *testing.T) {
+	cases := []struct {
+		name   string
+		script []byte
+	}{
+		{"ping of 5 bytes, 16-bit form", append(ctHeader(fin|byte(OpPing), 126, 5), "hello"...)},
+		{"pong of 0 bytes, 64-bit form", ctHeader(fin|byte(OpPong), 127, 0)},
+		{"close 1000, 16-bit form", append(ctHeader(fin|byte(OpClose), 126, 2), ctClosePayload(1000, "")...)},
+		{"ping, 64-bit form, the length never comes", []byte{fin | byte(OpPing), 127}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, p := ctPipe(t, ConnOptions{}, true)
+			p.send(tc.script)
+			m, err := readWithinShort(t, c)
+			if err == nil {
+				t.Fatalf("got message %v %q, want a 1002 failure", m.Op, m.Data)
+			}
+			if ce := asClose(t, err); !ce.Local || ce.Code != CloseProtocolError {
+				t.Fatalf("got %+v, want a local 1002", ce)
+			}
+			p.expectClose(CloseProtocolError)
+		})
+	}
+}
+
+// readWithinShort is readWithin with a 2s bound: for what must fail at once.
+func readWithinShort(t *testing.T, c *Conn) (Message, error) {
+	t.Helper()
+	type res struct {
+		m   Message
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		m, err := c.ReadMessage()
+		ch <- res{m, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-time.After(2 * time.Second):
+		c.Abort()
+		<-ch
+		t.Fatal("ReadMessage did not return within 2s")
+	}
+	return Message{}, nil
+}
+
+// Invalid UTF-8 fails on the read that brings it, inside one frame too: the
+// header announces the whole text, only the bytes up to the bad one come,
+// the rest never does. Masked (server role) too: unmasking is progressive.
+func TestReadBadUTF8FailsInsideAFrame(t *testing.T) {
+	cases := []struct {
+		name   string
+		good   string // valid text before
+		bad    string // the bytes that make it impossible (ends with the bad byte)
+		rest   string // never sent
+		chunks int    // 0: one write; 1: single-byte writes; 2: good, then bad
+	}{
+		{"0xff in one write", "hello", "\xff", " world", 0},
+		{"overlong in one write", "κόσμε", "\xc0", "\xafxyz", 0},
+		{"above U+10FFFF, prefix only", "κόσμε", "\xf4\x90", "\x80\x80edited", 0},
+		{"surrogate, in single-byte writes", "abc", "\xed\xa0", "\x80def", 1},
+		{"bad after a valid split rune, single-byte writes", "κό", "\xce\xff", "σμε", 1},
+		{"two reads, the second brings the bad bytes", "κόσμε", "\xf4\x90\x80\x80", "edited", 2},
+	}
+	for _, tc := range cases {
+		for _, server := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/server=%v", tc.name, server), func(t *testing.T) {
+				c, p := ctPipe(t, ConnOptions{Server: server}, true)
+				whole := ctFrame(fin|byte(OpText), server, []byte(tc.good+tc.bad+tc.rest))
+				cut := len(whole) - len(tc.rest)
+				var writes [][]byte
+				switch tc.chunks {
+				case 0:
+					writes = [][]byte{whole[:cut]}
+				case 1:
+					for i := range cut {
+						writes = append(writes, whole[i:i+1])
+					}
+				case 2:
+					writes = [][]byte{whole[:cut-len(tc.bad)], whole[cut-len(tc.bad) : cut]}
+				}
+				p.send(writes...)
+				_, err := readWithinShort(t, c)
+				if ce := asClose(t, err); !ce.Local || ce.Code != CloseInvalidPayload {
+					t.Fatalf("got %+v, want a local 1007", ce)
+				}
+				p.expectClose(CloseInvalidPayload)
+			})
+		}
+	}
+}
+
+// Valid text in one frame, arriving a byte at a time (runes split across
+// reads), masked or not, is read whole.
+func TestReadTextInOneFrameByteByByte(t *testing.T) {
+	text := "Hello-µ@ßöäüàá-UTF-8!! κόσμε 𝄞 \U0010FFFF end"
+	for _, server := range []bool{false, true} {
+		c, p := ctPipe(t, ConnOptions{Server: server}, true)
+		f := ctFrame(fin|byte(OpText), server, []byte(text))
+		var writes [][]byte
+		for i := range f {
+			writes = append(writes, f[i:i+1])
+		}
+		p.send(writes...)
+		m, err := readWithin(t, c)
+		if err != nil || m.Op != OpText || string(m.Data) != text {
+			t.Fatalf("server=%v: got %v %q %v", server, m.Op, m.Data, err)
+		}
+	}
+}
+
+// fragmented is a text or binary message of n bytes in fragments of size.
+func fragmented(op Opcode, n, size int) []byte {
+	p := bytes.Repeat([]byte("*µ"), n/3+1)[:n/3*3]
+	if op == OpBinary {
+		p = bytes.Repeat([]byte{0xfe, 0, 0x7f}, n/3)
+	}
+	var out []byte
+	for i := 0; i < len(p); i += size {
+		b0 := byte(OpContinuation)
+		if i == 0 {
+			b0 = byte(op)
+		}
+		end := min(i+size, len(p))
+		if end == len(p) {
+			b0 |= fin
+		}
+		out = append(out, ctFrame(b0, false, p[i:end])...)
+	}
+	return out
+}
+
+// A 1 MiB message in 64-byte fragments (16384 of them) costs a logarithmic
+// number of allocations (amortized growth), not one per fragment.
+func TestReadFragmentedAllocs(t *testing.T) {
+	for _, op := range []Opcode{OpText, OpBinary} {
+		msg := fragmented(op, 1<<20, 64)
+		c := NewConn(&memConn{r: &repeatReader{b: msg}}, nil, ConnOptions{})
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		allocs := testing.AllocsPerRun(5, func() {
+			if m, err := c.ReadMessage(); err != nil || m.Op != op || len(m.Data) != 1<<20/3*3 {
+				t.Fatalf("%v %d %v", m.Op, len(m.Data), err)
+			}
+		})
+		runtime.ReadMemStats(&after)
+		if allocs > 40 {
+			t.Errorf("opcode %d: %v allocations per message, want a few dozen at most", op, allocs)
+		}
+		if b := (after.TotalAlloc - before.TotalAlloc) / 6; b > 4<<20 {
+			t.Errorf("opcode %d: %d bytes allocated per 1 MiB message", op, b)
+		}
+	}
+}
+
+// The same for a compressed message: the inflater's first buffer is not
+// sized from the header alone (it was twice the announced length: a 1 TiB
+// header killed the process).
+func TestReadHugeCompressedHeaderNoLimit(t *testing.T) {
+	c, p := ctPipe(t, ConnOptions{Compression: true}, true)
+	p.sendThenClose(append([]byte{fin | rsv1 | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<40)...), make([]byte, 1000))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := readWithin(t, c)
+	runtime.ReadMemStats(&after)
+	asClose(t, err)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Fatalf("the reader allocated %d bytes for 1000 payload bytes", alloc)
 	}
 }
