@@ -2,7 +2,10 @@ package wsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -197,4 +200,28 @@ func TestStateChangeCarriesUptimeAndDelay(t *testing.T) {
 		}
 		assert.Zero(t, sc.Uptime, "%v -> %v", sc.From, sc.To)
 	}
+}
+
+// TestNetDialContextCarriesProxyAndTLS: a custom dialer makes the TCP
+// connection (to the proxy when there is one); the proxy tunnel and TLS run
+// on top of it.
+func TestNetDialContextCarriesProxyAndTLS(t *testing.T) {
+	ca := newTestCA(t, "dialer CA")
+	srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
+	px := newConnectProxy(t, map[string]string{"echo.test:443": srv.addr()})
+	dialed := make(chan string, 10)
+	rec := newRecorder()
+	o := testOptions()
+	o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+	o.Proxy = http.ProxyURL(px.url("", ""))
+	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed <- addr
+		return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}).DialContext(ctx, network, addr)
+	}
+	c := mustNew(t, "wss://echo.test/", rec, o)
+	startClient(t, c)
+	rec.next(t, "connect")
+	assert.Equal(t, px.ln.Addr().String(), <-dialed, "the custom dialer reaches the proxy")
+	assert.Equal(t, "echo.test:443", <-px.seen, "the tunnel runs on top of it")
+	echoThrough(t, c, rec, TextFrame("through a custom dialer"))
 }
