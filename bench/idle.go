@@ -21,6 +21,7 @@ type idleResult struct {
 	Heap       float64 `json:"heap"`  // HeapInuse delta / conns
 	Stack      float64 `json:"stack"` // StackInuse delta / conns
 	DialSecs   float64 `json:"dial_secs"`
+	Big        int     `json:"big,omitempty"` // each connection received one message of this size first
 	Err        string  `json:"err,omitempty"`
 }
 
@@ -28,10 +29,15 @@ type idleResult struct {
 // prints the per-connection cost as JSON. It runs in a process of its own so
 // that every measurement starts from the same clean heap; it exits without
 // closing (the kernel closes the sockets).
-func runIdleChild(name string, port, nAddrs, n int) {
+//
+// With big > 0, each connection first receives one message of big bytes (from
+// /flood, after sending it one small message) and the measurement is taken
+// once every connection has received it: what an idle connection keeps of
+// past traffic.
+func runIdleChild(name string, port, nAddrs, n, big int) {
 	l := libByName(name)
 	srv := &serverProc{port: port, nAddrs: nAddrs}
-	res := idleResult{Lib: name, Conns: n}
+	res := idleResult{Lib: name, Conns: n, Big: big}
 	out := func() {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
@@ -52,6 +58,11 @@ func runIdleChild(name string, port, nAddrs, n int) {
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	var got atomic.Int64 // big messages received
+	path := "/echo"
+	if big > 0 {
+		path = fmt.Sprintf("/flood?n=1&size=%d", big)
+	}
 	start := time.Now()
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
@@ -62,12 +73,22 @@ func runIdleChild(name string, port, nAddrs, n int) {
 				if i >= n || firstErr.Load() != nil {
 					return
 				}
-				s, err := l.dial(srv.url(i, "/echo"), dialOpts{keepalive: true, onMsg: func([]byte) {}})
+				s, err := l.dial(srv.url(i, path), dialOpts{keepalive: true, onMsg: func(p []byte) {
+					if big > 0 && len(p) == big {
+						got.Add(1)
+					}
+				}})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("conn %d: %v", i, err))
 					return
 				}
 				sessions[i] = s
+				if big > 0 {
+					if err := s.send([]byte("go")); err != nil {
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("conn %d: send: %v", i, err))
+						return
+					}
+				}
 			}
 		}()
 	}
@@ -76,6 +97,12 @@ func runIdleChild(name string, port, nAddrs, n int) {
 	if e := firstErr.Load(); e != nil {
 		res.Err = e.(string)
 		out()
+	}
+	if big > 0 {
+		if err := waitFor(func() bool { return got.Load() == int64(n) }, waitLimit); err != nil {
+			res.Err = fmt.Sprintf("%d of %d connections received the %d-byte message: %v", got.Load(), n, big, err)
+			out()
+		}
 	}
 	time.Sleep(time.Second) // every reader parked, every dial goroutine gone
 	settle(&m1)
@@ -95,10 +122,12 @@ func runIdleChild(name string, port, nAddrs, n int) {
 }
 
 // idleRun starts an idle child for lib and returns what it measured.
-func idleRun(name string, srv *serverProc, n int) (idleResult, error) {
+// With big > 0, each connection first receives one message of big bytes.
+func idleRun(name string, srv *serverProc, n, big int) (idleResult, error) {
 	var r idleResult
 	err := runChild("idle child "+name, 2*time.Minute, &r, "-idle-child", name,
-		"-port", strconv.Itoa(srv.port), "-addrs", strconv.Itoa(srv.nAddrs), "-conns", strconv.Itoa(n))
+		"-port", strconv.Itoa(srv.port), "-addrs", strconv.Itoa(srv.nAddrs), "-conns", strconv.Itoa(n),
+		"-idle-big", strconv.Itoa(big))
 	if err == nil && r.Err != "" {
 		err = fmt.Errorf("idle child %s: %s", name, r.Err)
 	}

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 var (
@@ -26,11 +28,12 @@ var (
 	flagMemProfile = flag.String("idle-memprofile", "", "internal: heap profile of an idle child")
 	flagPort       = flag.Int("port", 0, "internal: server port (0: any)")
 	flagAddrs      = flag.Int("addrs", 8, "server addresses 127.0.0.1..127.0.0.N (spreads ephemeral ports)")
+	flagIdleBig    = flag.Int("idle-big", 0, "internal: an idle child's connections each receive one message of this size first")
 
 	flagRuns     = flag.Int("runs", 5, "runs per figure (the median is reported)")
 	flagTPRuns   = flag.Int("tp-runs", 15, "runs of the throughput section (its 64 B rates are bimodal on 2 cores: see BENCHMARKS.md)")
 	flagLibs     = flag.String("libs", "wsclient,gorilla,coder,gws", "libraries (wsclient and gorilla are always included)")
-	flagOnly     = flag.String("only", "throughput,latency,allocs,idle,storm,deadpeer", "sections to run")
+	flagOnly     = flag.String("only", "throughput,latency,allocs,idle,idle40k,fleet,storm,deadpeer", "sections to run")
 	flagN64      = flag.Int("n64", 100000, "messages per throughput run, 64 B")
 	flagN16k     = flag.Int("n16k", 10000, "messages per throughput run, 16 KiB")
 	flagRTT      = flag.Int("rtt", 5000, "round trips per latency run")
@@ -38,6 +41,12 @@ var (
 	flagConns    = flag.Int("conns", 10000, "idle connections per idle run")
 	flagIdleRuns = flag.Int("idle-runs", 5, "idle runs for wsclient and gorilla")
 	flagIdleOth  = flag.Int("idle-runs-others", 2, "idle runs for the other libraries")
+	flagBig      = flag.Int("big", 40<<10, "idle40k: the size of the one message each idle connection receives")
+	flagBigConns = flag.Int("big-conns", 2000, "idle40k: connections per run (each receives one -big message)")
+	flagBigRuns  = flag.Int("big-runs", 3, "idle40k: runs, wsclient and gorilla")
+	flagFleet    = flag.Int("fleet-runs", 3, "fleet: runs of 1 000 idle clients (10 000: the idle section's figures)")
+	flagLimRate  = flag.Float64("storm-rate", 500, "storm: the shared DialLimiter's rate, dials per second (rate.Limiter)")
+	flagLimBurst = flag.Int("storm-burst", 10, "storm: the shared DialLimiter's burst")
 	flagStorm    = flag.Int("storm", 1000, "clients in the reconnect storm")
 	flagStormRun = flag.Int("storm-runs", 5, "reconnect storm runs")
 	flagVerbose  = flag.Bool("v", false, "print every run's figures too")
@@ -55,7 +64,7 @@ func main() {
 		}
 		return
 	case *flagIdleChild != "":
-		runIdleChild(*flagIdleChild, *flagPort, *flagAddrs, *flagConns)
+		runIdleChild(*flagIdleChild, *flagPort, *flagAddrs, *flagConns, *flagIdleBig)
 		return
 	case *flagTPChild != "":
 		runTPChild(*flagTPChild, *flagTPURL, *flagTPN, *flagTPSize)
@@ -194,7 +203,7 @@ func run() error {
 				if main && r >= *flagIdleRuns || !main && r >= *flagIdleOth {
 					continue
 				}
-				res, err := idleRun(l.name, srv, *flagConns)
+				res, err := idleRun(l.name, srv, *flagConns, 0)
 				if err != nil {
 					return err
 				}
@@ -207,15 +216,48 @@ func run() error {
 			}
 		}
 	}
+	if section("idle40k") {
+		for r := 0; r < *flagBigRuns; r++ {
+			for _, l := range rotatedMain(libs, r) {
+				res, err := idleRun(l.name, srv, *flagBigConns, *flagBig)
+				if err != nil {
+					return err
+				}
+				logf("idle after one %d-byte message, %s: %d conns: %.2f goroutines, %.0f B heap, %.0f B stack per conn",
+					*flagBig, l.name, res.Conns, res.Goroutines, res.Heap, res.Stack)
+				t.add("bg", l, res.Goroutines)
+				t.add("bh", l, res.Heap)
+				t.add("bs", l, res.Stack)
+				t.add("bhs", l, res.Heap+res.Stack)
+			}
+		}
+	}
+	if section("fleet") {
+		for r := 0; r < *flagFleet; r++ {
+			for _, l := range rotatedMain(libs, r) {
+				res, err := idleRun(l.name, srv, 1000, 0)
+				if err != nil {
+					return err
+				}
+				logf("fleet: 1000 idle %s clients: %.2f goroutines, %.0f B heap, %.0f B stack per client",
+					l.name, res.Goroutines, res.Heap, res.Stack)
+				t.add("f1hs", l, res.Heap+res.Stack)
+			}
+		}
+	}
 	var storms []stormResult
 	if section("storm") {
-		for r := 0; r < *flagStormRun; r++ {
-			res, err := storm(srv, *flagStorm)
+		for r := 0; r < 2*(*flagStormRun); r++ {
+			var lim *rate.Limiter
+			if r%2 == 1 { // alternating: without, with a shared limiter
+				lim = rate.NewLimiter(rate.Limit(*flagLimRate), *flagLimBurst)
+			}
+			res, err := storm(srv, *flagStorm, lim)
 			if err != nil {
 				return err
 			}
-			logf("storm: %d clients back in %v (server down %v), %d dials, max %d in 100 ms, %d failed attempts",
-				res.clients, res.allBack.Round(time.Millisecond), res.downtime.Round(time.Millisecond), res.dials, res.maxWindow, res.firstFails)
+			logf("storm (limiter %v): %d clients back in %v (server down %v), %d dials, max %d in 100 ms, %d failed attempts",
+				lim != nil, res.clients, res.allBack.Round(time.Millisecond), res.downtime.Round(time.Millisecond), res.dials, res.maxWindow, res.firstFails)
 			if *flagVerbose {
 				logf("storm: dials per 100 ms after the kill: %v", res.hist)
 				logf("storm: losses per 100 ms after the kill: %v", res.lostHist)
@@ -234,6 +276,14 @@ func run() error {
 	t.loadEnd = loadavg()
 	fmt.Print(t.render(storms, dead, time.Since(begin)))
 	return nil
+}
+
+// rotatedMain is wsclient and gorilla, in an order that alternates with r.
+func rotatedMain(libs []*lib, r int) []*lib {
+	if r%2 == 1 {
+		return []*lib{libs[1], libs[0]}
+	}
+	return []*lib{libs[0], libs[1]}
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

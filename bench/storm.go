@@ -3,19 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ff42ae21/wsclient"
+	"golang.org/x/time/rate"
 )
 
 type stormResult struct {
 	clients    int
+	limited    bool          // the clients shared one DialLimiter
 	downtime   time.Duration // kill to the restarted server's READY
 	allBack    time.Duration // kill to the last client open again
-	dials      int           // connection attempts after the kill
+	dials      int           // TCP connects after the kill
 	maxWindow  int           // the most attempts in any 100 ms window
 	firstFails int           // attempts that failed (server still down)
 	hist       []int         // dials per 100 ms after the kill
@@ -48,18 +51,20 @@ func (h *stormHandler) OnDisconnect(d wsclient.Disconnect) wsclient.Decision {
 
 // storm connects n clients with the default options (backoff with jitter), kills
 // the server process, restarts it at once on the same port, and measures how the
-// clients come back.
-func storm(srv *serverProc, n int) (stormResult, error) {
-	res := stormResult{clients: n}
+// clients come back. With lim, all clients share it as Options.DialLimiter.
+func storm(srv *serverProc, n int, lim *rate.Limiter) (stormResult, error) {
+	res := stormResult{clients: n, limited: lim != nil}
 	var open, lost, failed atomic.Int64
 	var mu sync.Mutex
 	var dials, lostAt []time.Time
-	onState := func(sc wsclient.StateChange) {
-		if sc.To == wsclient.Connecting {
-			mu.Lock()
-			dials = append(dials, time.Now())
-			mu.Unlock()
-		}
+	// A dial is a TCP connect: counted in NetDialContext, after the limiter's
+	// wait (a transition to Connecting comes before it).
+	var nd net.Dialer
+	netDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials = append(dials, time.Now())
+		mu.Unlock()
+		return nd.DialContext(ctx, network, addr)
 	}
 	clients := make([]*wsclient.Client, n)
 	var runs sync.WaitGroup
@@ -82,7 +87,10 @@ func storm(srv *serverProc, n int) (stormResult, error) {
 	}()
 	for i := range clients {
 		opts := wsOptions()
-		opts.OnStateChange = onState
+		opts.NetDialContext = netDial
+		if lim != nil {
+			opts.DialLimiter = lim
+		}
 		c, err := wsclient.New(srv.url(i, "/echo"), &stormHandler{open: &open, lost: &lost, failed: &failed, mu: &mu, lostAt: &lostAt}, opts)
 		if err != nil {
 			return res, err
