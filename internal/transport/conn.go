@@ -72,10 +72,10 @@ type Conn struct {
 	// The read side, owned by the goroutine in ReadMessage.
 	br      *bufio.Reader
 	life    atomic.Uint64
-	readErr error     // sticky: every later ReadMessage returns it
-	inMsg   bool      // inside a fragmented data message
-	msgOp   Opcode    // its opcode
-	msgBuf  []byte    // what has come of it (uncompressed)
+	readErr error  // sticky: every later ReadMessage returns it
+	inMsg   bool   // inside a fragmented data message
+	msgOp   Opcode // its opcode
+	msgBuf  []byte // what has come of it (uncompressed)
 	utf     utf8Checker
 	ctlq    []Message // control frames read while inflating, due before the message
 	src     inflateSrc

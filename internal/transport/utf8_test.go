@@ -192,6 +192,7 @@ func FuzzUTF8Checker(f *testing.F) {
 		checkChunkings(t, x, ends, byteWise(len(x)))
 	})
 }
+
 // impossibleAt is the length of the shortest prefix of p that no bytes can
 // complete to valid UTF-8, or len(p) when there is none (p is valid, or only
 // cut short at its end). It asks utf8.Valid, not the client's checker.
@@ -228,7 +229,6 @@ func canComplete(p []byte) bool {
 	}
 	return false
 }
-
 
 // utf8Samples: valid and invalid UTF-8 (RFC 3629), after Autobahn's group 6
 // (which follows Markus Kuhn's stress test).
