@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"math/rand"
 	"strings"
 	"testing"
@@ -252,4 +253,49 @@ var utf8Invalid = []string{
 	"\xed\xa0\x80", "\xed\xad\xbf", "\xed\xbf\xbf", "\xed\xa0\x80\xed\xb0\x80", // surrogates
 	"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf", // above U+10FFFF
 	"κόσμε\xf4\x90\x80\x80edited",
+}
+
+// BenchmarkUTF8Checker: the incremental check of a 16 KiB text message arriving
+// in 4 KiB reads (sequences cut across reads), against utf8.Valid on the whole.
+func BenchmarkUTF8Checker(b *testing.B) {
+	inputs := []struct {
+		name string
+		data []byte
+	}{
+		{"ascii", bytes.Repeat([]byte("a"), 16<<10)},
+		{"mixed", []byte(strings.Repeat("héllo wörld, привет мир, 你好世界 😀 ", 16<<10/30)[:16<<10])},
+	}
+	for _, in := range inputs {
+		data := in.data
+		for !utf8.Valid(data) { // cut at a rune boundary
+			data = data[:len(data)-1]
+		}
+		b.Run(in.name+"/checker", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				var v utf8Checker
+				for end := 4 << 10; ; end += 4 << 10 {
+					end = min(end, len(data))
+					if !v.check(data[:end]) {
+						b.Fatal("invalid")
+					}
+					if end == len(data) {
+						break
+					}
+				}
+				if !v.complete(data) {
+					b.Fatal("incomplete")
+				}
+			}
+		})
+		b.Run(in.name+"/utf8.Valid", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				if !utf8.Valid(data) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
 }
