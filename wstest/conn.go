@@ -1,0 +1,416 @@
+package wstest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
+)
+
+// Message is a data message a connection received: text, or binary when
+// Binary is set.
+type Message struct {
+	Binary bool
+	Data   []byte
+}
+
+// Conn is the server's side of one upgraded connection, driven by the test.
+// It reads all the time (recording every message, answering pings) until
+// the connection ends or Silence. Its methods are safe for concurrent use.
+type Conn struct {
+	s      *Server
+	n      int // 1 for the first connection
+	req    *http.Request
+	tcp    net.Conn
+	fc     *filterConn
+	tc     *transport.Conn
+	sendMu sync.Mutex    // one message (or raw write) at a time
+	kill   chan struct{} // closed when the server ends the connection (Drop, Down, Close)
+	done   chan struct{} // closed when the connection has ended
+
+	// Guarded by s.mu.
+	killed bool
+	msgs   []Message
+	read   int // msgs[:read] were returned by ReadMessage
+	echo   bool
+	pings  int
+	ended  bool
+	code   int
+	reason string
+	endErr error
+}
+
+func newConn(s *Server, req *http.Request, tcp, nc net.Conn, br *bufio.Reader, answer http.Header) *Conn {
+	fc := &filterConn{Conn: nc}
+	return &Conn{
+		s:    s,
+		req:  req,
+		tcp:  tcp,
+		fc:   fc,
+		kill: make(chan struct{}),
+		done: make(chan struct{}),
+		tc: transport.NewConn(fc, br, transport.ConnOptions{
+			Server:       true,
+			Compression:  usesDeflate(answer),
+			ReadLimit:    s.opts.ReadLimit,
+			WriteTimeout: s.timeout,
+			Subprotocol:  answer.Get("Sec-WebSocket-Protocol"),
+		}),
+	}
+}
+
+// run registers c and reads until the connection ends.
+func (s *Server) run(c *Conn) {
+	defer close(c.done)
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.down = true
+	default:
+	}
+	if s.down {
+		s.mu.Unlock()
+		c.tc.Abort()
+		return
+	}
+	s.conns = append(s.conns, c)
+	c.n = len(s.conns)
+	c.echo = s.opts.Echo
+	s.st.Upgraded++
+	s.st.Open++
+	s.bumpLocked()
+	s.mu.Unlock()
+	for {
+		m, err := c.tc.ReadMessage()
+		if err != nil {
+			c.end(err)
+			return
+		}
+		if c.fc.silent.Load() {
+			continue
+		}
+		switch m.Op {
+		case transport.OpPing:
+			s.update(func() { c.pings++ })
+		case transport.OpText, transport.OpBinary:
+			var echo bool
+			s.update(func() {
+				c.msgs = append(c.msgs, Message{Binary: m.Op == transport.OpBinary, Data: m.Data})
+				echo = c.echo
+			})
+			if echo {
+				c.sendMu.Lock()
+				_ = c.tc.WriteMessage(context.Background(), m.Op, m.Data)
+				c.sendMu.Unlock()
+			}
+		}
+	}
+}
+
+// end records how the connection ended. A silent connection stays open (half
+// open) until the server ends it.
+func (c *Conn) end(err error) {
+	if c.fc.silent.Load() {
+		select {
+		case <-c.kill:
+		case <-c.s.closing:
+		}
+		err = &transport.CloseError{Code: transport.CloseAbnormal}
+	}
+	c.tc.Abort()
+	code, reason := transport.CloseAbnormal, ""
+	var endErr error
+	var ce *transport.CloseError
+	if errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Reason
+		if ce.Local && ce.Code != transport.CloseAbnormal {
+			endErr = fmt.Errorf("wstest: the client broke the protocol, the server closed with %d: %w", ce.Code, ce.Err)
+		}
+	}
+	c.s.update(func() {
+		c.ended, c.code, c.reason, c.endErr = true, code, reason, endErr
+		c.s.st.Open--
+	})
+}
+
+// killLocked marks the connection as ended by the server. Under s.mu.
+func (c *Conn) killLocked() {
+	if !c.killed {
+		c.killed = true
+		close(c.kill)
+	}
+}
+
+func (c *Conn) String() string { return fmt.Sprintf("wstest connection %d", c.n) }
+
+// Request is the connection's handshake request (URL, Header; no body).
+func (c *Conn) Request() *http.Request { return c.req }
+
+// errSilent is the error of the writes of a silent connection.
+var errSilent = errors.New("the connection is silent (Silence)")
+
+// usable is nil when the test may write to the connection.
+func (c *Conn) usable() error {
+	if c.fc.silent.Load() {
+		return fmt.Errorf("wstest: %v: %w", c, errSilent)
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.ended || c.killed {
+		return fmt.Errorf("wstest: %v has ended: %w", c, transport.ErrClosed)
+	}
+	return nil
+}
+
+func (c *Conn) send(op transport.Opcode, data []byte) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if err := c.tc.WriteMessage(context.Background(), op, data); err != nil {
+		return fmt.Errorf("wstest: %v: %w", c, err)
+	}
+	return nil
+}
+
+// SendText sends a text message (compressed when permessage-deflate was
+// negotiated). It returns once the message was handed to the socket.
+func (c *Conn) SendText(s string) error { return c.send(transport.OpText, []byte(s)) }
+
+// SendBinary sends a binary message, like SendText.
+func (c *Conn) SendBinary(b []byte) error { return c.send(transport.OpBinary, b) }
+
+// SendJSON sends v encoded as JSON in a text message.
+func (c *Conn) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wstest: SendJSON: %w", err)
+	}
+	return c.send(transport.OpText, b)
+}
+
+// Ping sends a ping (payload at most 125 bytes). Pongs do not count as
+// messages; any frame from the client is proof of life for a keepalive.
+func (c *Conn) Ping(payload []byte) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := c.tc.Ping(payload); err != nil {
+		return fmt.Errorf("wstest: %v: %w", c, err)
+	}
+	return nil
+}
+
+// Pong sends an unsolicited pong (payload at most 125 bytes), even while
+// SetAnswerPings(false).
+func (c *Conn) Pong(payload []byte) error {
+	if len(payload) > transport.MaxControlPayload {
+		return fmt.Errorf("wstest: a %d-byte pong payload (at most %d)", len(payload), transport.MaxControlPayload)
+	}
+	return c.WriteRaw(Frame{Op: OpPong, Fin: true, Payload: payload}.Bytes())
+}
+
+// SendFragments sends one message in len(parts) frames, one part each: the
+// first a text (binary with binary set) frame, the others continuations, the
+// last with FIN. The parts go out uncompressed.
+func (c *Conn) SendFragments(binary bool, parts ...[]byte) error {
+	if len(parts) == 0 {
+		return errors.New("wstest: SendFragments needs at least one part")
+	}
+	op := OpText
+	if binary {
+		op = OpBinary
+	}
+	var b []byte
+	for i, p := range parts {
+		f := Frame{Op: OpContinuation, Fin: i == len(parts)-1, Payload: p}
+		if i == 0 {
+			f.Op = op
+		}
+		b = f.AppendTo(b)
+	}
+	return c.WriteRaw(b)
+}
+
+// SendFrame writes f as it is (see Frame): for malformed frames.
+func (c *Conn) SendFrame(f Frame) error { return c.WriteRaw(f.Bytes()) }
+
+// WriteRaw writes b to the socket as it is, in one write, between two frames
+// of the server's other writes: anything at all, a frame cut in the middle,
+// garbage.
+func (c *Conn) WriteRaw(b []byte) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.fc.raw.Store(&b[0])
+	err := c.tc.WriteRaw(b)
+	c.fc.raw.Store(nil)
+	if err != nil {
+		return fmt.Errorf("wstest: %v: %w", c, err)
+	}
+	return nil
+}
+
+// Close sends a close frame with code and reason (a valid code, a reason of
+// at most 123 bytes of UTF-8; SendFrame sends any other). The connection ends
+// when the client answers (WaitClosed gives its code) or drops it.
+func (c *Conn) Close(code int, reason string) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := c.tc.Close(code, reason); err != nil {
+		return fmt.Errorf("wstest: %v: %w", c, err)
+	}
+	return nil
+}
+
+// Drop closes the socket at once, with no close frame: the client reads the
+// end of the TCP stream (FIN). When it returns, the connection has ended.
+func (c *Conn) Drop() { c.drop(false) }
+
+// Reset closes the socket with a TCP reset (RST), like Drop otherwise.
+func (c *Conn) Reset() { c.drop(true) }
+
+func (c *Conn) drop(reset bool) {
+	c.s.mu.Lock()
+	c.killLocked()
+	c.s.mu.Unlock()
+	if tcp, ok := c.tcp.(*net.TCPConn); ok && reset {
+		_ = tcp.SetLinger(0)
+	}
+	c.tc.Abort()
+	_ = c.tcp.Close()
+	<-c.done // the reader returns once the socket is closed
+}
+
+// Silence makes the connection a half-open peer: from now on the server
+// neither reads (so it answers no ping) nor writes, and the socket stays open
+// until Drop, Reset, Down or Close. The test's writes fail.
+func (c *Conn) Silence() {
+	c.fc.silent.Store(true)
+	_ = c.tcp.SetReadDeadline(time.Unix(1, 0)) // wakes the reader, which then parks
+}
+
+// SetAnswerPings(false) stops answering the client's pings (they are still
+// read and counted); true, the default, answers them again.
+func (c *Conn) SetAnswerPings(on bool) { c.fc.dropPongs.Store(!on) }
+
+// SetEcho turns echo mode on or off: each message received is sent back.
+func (c *Conn) SetEcho(on bool) { c.s.update(func() { c.echo = on }) }
+
+// ReadMessage returns the next message received that ReadMessage has not
+// returned yet, waiting at most until ctx ends or Options.WaitTimeout. It
+// fails at once if the connection ended with nothing left to read.
+func (c *Conn) ReadMessage(ctx context.Context) (Message, error) {
+	var m Message
+	var ended bool
+	err := c.s.wait(ctx, func() bool {
+		if c.read < len(c.msgs) {
+			m = c.msgs[c.read]
+			c.read++
+			return true
+		}
+		ended = c.ended
+		return ended
+	})
+	switch {
+	case err != nil:
+		return Message{}, fmt.Errorf("wstest: no message on %v: %w", c, err)
+	case ended:
+		code, reason, _ := c.closeStatus()
+		return Message{}, fmt.Errorf("wstest: no message on %v: it ended (%d %q)", c, code, reason)
+	}
+	return m, nil
+}
+
+// ReadText is ReadMessage for a text message: a binary one is an error.
+func (c *Conn) ReadText(ctx context.Context) (string, error) {
+	m, err := c.ReadMessage(ctx)
+	if err != nil {
+		return "", err
+	}
+	if m.Binary {
+		return "", fmt.Errorf("wstest: %v: got a binary message (%d bytes), want text", c, len(m.Data))
+	}
+	return string(m.Data), nil
+}
+
+// ReadBinary is ReadMessage for a binary message: a text one is an error.
+func (c *Conn) ReadBinary(ctx context.Context) ([]byte, error) {
+	m, err := c.ReadMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !m.Binary {
+		return nil, fmt.Errorf("wstest: %v: got a text message %q, want binary", c, shorten(m.Data))
+	}
+	return m.Data, nil
+}
+
+// ReadJSON reads the next message (text or binary) and decodes it into v.
+func (c *Conn) ReadJSON(ctx context.Context, v any) error {
+	m, err := c.ReadMessage(ctx)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("wstest: %v: message %q: %w", c, shorten(m.Data), err)
+	}
+	return nil
+}
+
+// Received returns every message received so far, ReadMessage's or not.
+// Their Data must not be modified.
+func (c *Conn) Received() []Message {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]Message(nil), c.msgs...)
+}
+
+// Pings reports how many pings the client sent, and how many of them the
+// server answered (SetAnswerPings).
+func (c *Conn) Pings() (received, answered int) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.pings, int(c.fc.pongs.Load())
+}
+
+// WaitClosed waits until the connection has ended, at most until ctx ends
+// or Options.WaitTimeout, and returns the close frame the client sent: its
+// code and reason, 1005 for a close frame without a code, 1006 when the
+// connection ended without one (a drop by either side). When the client
+// broke the protocol (an unmasked frame, invalid UTF-8, a message over
+// Options.ReadLimit), code is the one the server closed with and err says
+// what the client did.
+func (c *Conn) WaitClosed(ctx context.Context) (code int, reason string, err error) {
+	if err := c.s.wait(ctx, func() bool { return c.ended }); err != nil {
+		return 0, "", fmt.Errorf("wstest: %v has not ended: %w", c, err)
+	}
+	return c.closeStatus()
+}
+
+func (c *Conn) closeStatus() (int, string, error) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.code, c.reason, c.endErr
+}
+
+func shorten(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "..."
+	}
+	return string(b)
+}
