@@ -336,11 +336,11 @@ func (c *Client) callback(name string, fn func(Handler) error) (err error) {
 		if r := recover(); r != nil {
 			stack := debug.Stack()
 			c.logger().Error("wsclient: callback panicked", "callback", name, "panic", r, "stack", string(stack))
-			err = &callbackError{callback: name, err: &PanicError{Value: r, Stack: stack}}
+			err = &CallbackError{Callback: name, Err: &PanicError{Value: r, Stack: stack}}
 		}
 	}()
 	if err := fn(c.handler); err != nil {
-		return &callbackError{callback: name, err: err}
+		return &CallbackError{Callback: name, Err: err}
 	}
 	return nil
 }

@@ -241,6 +241,7 @@ func (conn *Conn) readLoop() {
 
 // notePong records the round trip of the timed keepalive ping.
 func (conn *Conn) notePong(data []byte) {
+	conn.client.stats.lastPong.Store(conn.client.clk.Now().UnixNano())
 	if len(data) != 8 {
 		return
 	}

@@ -92,14 +92,17 @@ func CloseStatus(err error) int {
 	return -1
 }
 
-// callbackError is a callback's error or recovered panic.
-type callbackError struct {
-	callback string
-	err      error
+// CallbackError is the error a callback of yours returned, or its recovered
+// panic (Err is then a *PanicError), with the callback's name ("OnConnect",
+// "HandleFrame", "HandleInfo", ...). It reaches OnDisconnect inside the
+// *CloseError of the 1011 the client sent.
+type CallbackError struct {
+	Callback string
+	Err      error
 }
 
-func (e *callbackError) Error() string { return "wsclient: " + e.callback + ": " + e.err.Error() }
-func (e *callbackError) Unwrap() error { return e.err }
+func (e *CallbackError) Error() string { return "wsclient: " + e.Callback + ": " + e.Err.Error() }
+func (e *CallbackError) Unwrap() error { return e.Err }
 
 // PanicError is a panic recovered from a callback; Stack is the goroutine's stack.
 type PanicError struct {

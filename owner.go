@@ -369,7 +369,7 @@ func (o *owner) decide(d Disconnect) {
 		d.Final, d.Suggested = true, Stop()
 		o.onDisconnect(d)
 		o.result = result
-		o.post(input{ev: evStop})
+		o.post(input{ev: evStop, err: d.Err})
 		return
 	}
 	d.Suggested = suggest(d.Err, o.bo, c.clk.Now())

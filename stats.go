@@ -31,8 +31,11 @@ type Stats struct {
 	// PingsSent counts keepalive pings; KeepaliveTimeouts the connections
 	// the keepalive found dead.
 	PingsSent, KeepaliveTimeouts uint64
-	// RTT is the round trip of the last timed keepalive ping (0: none yet).
-	RTT time.Duration
+	// RTT is the round trip of the last timed keepalive ping (0: none yet);
+	// LastPong is when the last pong arrived (zero: none yet), for a
+	// last-heartbeat age.
+	RTT      time.Duration
+	LastPong time.Time
 	// Outbox and InfoQueue are how many frames wait for the next connection
 	// and how many Info messages wait for HandleInfo.
 	Outbox, InfoQueue int
@@ -71,6 +74,9 @@ func (c *Client) Stats() Stats {
 		KeepaliveTimeouts: s.keepaliveTimeouts.Load(),
 		RTT:               time.Duration(s.rtt.Load()),
 	}
+	if t := s.lastPong.Load(); t != 0 {
+		st.LastPong = time.Unix(0, t)
+	}
 	if p := s.lastCause.Load(); p != nil {
 		st.LastCause = *p
 	}
@@ -98,6 +104,7 @@ type counters struct {
 	lastCloseCode     atomic.Int64
 	lastCause         atomic.Pointer[error]
 	rtt               atomic.Int64
+	lastPong          atomic.Int64
 }
 
 type trafficCounters struct {

@@ -63,6 +63,7 @@ func TestStatsCountWhatTheServerSaw(t *testing.T) {
 	assert.Equal(t, uint64(len(sizes)), s.Received.Messages())
 	assert.Equal(t, uint64(total), s.Received.Bytes())
 	assert.Positive(t, s.PingsSent)
+	assert.False(t, s.LastPong.IsZero())
 	assert.Positive(t, s.Uptime)
 	assert.Nil(t, s.LastCause)
 	assert.Equal(t, uint64(len(sizes)), s.Sent.BinaryMessages)

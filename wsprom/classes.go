@@ -35,12 +35,12 @@ func CauseClass(err error) string { return causeNames[causeIndex(err)] }
 // allocations (it runs in the OnStateChange hook):
 //
 //	nil, ErrClosed, context.Canceled            closed
-//	*PanicError                                 callback
+//	*PanicError, *CallbackError                 callback
 //	ErrKeepaliveTimeout                         keepalive
 //	*TLSError, *ProxyError, *HandshakeError     tls, proxy, handshake
-//	*CloseError                                 by its fields: 1006 network; 1011 the client sent for
-//	                                            an error callback; 1001 the client sent at Run's
-//	                                            deadline closed; any other close
+//	*CloseError                                 by its fields: 1006 network; a deliberate close this
+//	                                            side sent (no Err), or the 1001 sent at Run's
+//	                                            deadline, closed; any other close
 //	net.Error, io.EOF, io.ErrUnexpectedEOF,
 //	context.DeadlineExceeded                    network
 //	anything else                               other
@@ -92,7 +92,7 @@ func visit(err error, best, class *int) {
 // rank is the first rule of causeIndex that err itself (not what it wraps) matches.
 func rank(err error) (level, class int) {
 	switch e := err.(type) {
-	case *wsclient.PanicError:
+	case *wsclient.PanicError, *wsclient.CallbackError:
 		return levelPanic, causeCallback
 	case *wsclient.TLSError:
 		return levelTLS, causeTLS
@@ -107,12 +107,10 @@ func rank(err error) (level, class int) {
 		switch {
 		case e.Code == wsclient.CloseAbnormal:
 			return levelCloseFrame, causeNetwork
+		case e.Local && e.Err == nil:
+			return levelCloseFrame, causeClosed // a deliberate close: Client.Close, Conn.Close
 		case e.Local && e.Code == wsclient.CloseGoingAway && errors.Is(e.Err, context.DeadlineExceeded):
 			return levelCloseFrame, causeClosed // Run's ctx reached its deadline
-		case e.Local && e.Code == wsclient.CloseInternalError && e.Err != nil:
-			// The client fails a connection with 1011 for two reasons only: the
-			// keepalive (a higher rule) and a callback's error.
-			return levelCloseFrame, causeCallback
 		}
 		return levelCloseFrame, causeClose
 	}

@@ -271,7 +271,7 @@ t_websocket_state{feed="trades",state="reconnecting"} 0
 # TYPE t_websocket_disconnects_total counter
 t_websocket_disconnects_total{cause="callback",code="1011",feed="trades"} 1
 t_websocket_disconnects_total{cause="close",code="1012",feed="trades"} 1
-t_websocket_disconnects_total{cause="closed",code="none",feed="trades"} 1
+t_websocket_disconnects_total{cause="closed",code="1000",feed="trades"} 1
 t_websocket_disconnects_total{cause="network",code="1006",feed="trades"} 1
 # HELP t_websocket_connect_failures_total Connection attempts that failed before the connection opened, by cause class.
 # TYPE t_websocket_connect_failures_total counter
@@ -401,7 +401,7 @@ func TestKeepaliveTimeoutCounted(t *testing.T) {
 	reg.MustRegister(col)
 	eq(t, "keepalive timeouts", value(t, reg, "keepalive_timeouts_total", "feed", "quiet"), 1)
 	eq(t, "disconnects (keepalive)", value(t, reg, "disconnects_total", "feed", "quiet", "cause", "keepalive", "code", "1011"), 1)
-	eq(t, "disconnects (closed)", value(t, reg, "disconnects_total", "feed", "quiet", "cause", "closed", "code", "none"), 1)
+	eq(t, "disconnects (closed)", value(t, reg, "disconnects_total", "feed", "quiet", "cause", "closed", "code", "1000"), 1)
 	eq(t, "series of disconnects_total", float64(testutil.CollectAndCount(col, "t_websocket_disconnects_total")), 2)
 	checkLabelsBounded(t, reg, "feed", "quiet")
 }
@@ -504,7 +504,7 @@ func TestCauseClass(t *testing.T) {
 		{&wsclient.CloseError{Local: true, Code: wsclient.CloseGoingAway, Err: context.DeadlineExceeded}, "closed"},
 		{&wsclient.CloseError{Code: wsclient.CloseNormal}, "close"},
 		{&wsclient.CloseError{Code: 4001, Reason: "kicked"}, "close"},
-		{&wsclient.CloseError{Local: true, Code: wsclient.CloseNormal}, "close"},
+		{&wsclient.CloseError{Local: true, Code: wsclient.CloseNormal}, "closed"},
 		{&wsclient.CloseError{Local: true, Code: wsclient.CloseMessageTooBig, Err: errors.New("too big")}, "close"},
 		{&wsclient.HandshakeError{StatusCode: 401}, "handshake"},
 		{&wsclient.TLSError{Err: x509.UnknownAuthorityError{}}, "tls"},
@@ -514,7 +514,7 @@ func TestCauseClass(t *testing.T) {
 		{opErr, "network"},
 		{fmt.Errorf("dial: %w", io.EOF), "network"},
 		{context.DeadlineExceeded, "network"},
-		{&wsclient.CloseError{Local: true, Code: wsclient.CloseInternalError, Err: errors.New("HandleFrame: bad")}, "callback"},
+		{&wsclient.CloseError{Local: true, Code: wsclient.CloseInternalError, Err: &wsclient.CallbackError{Callback: "HandleFrame", Err: errors.New("bad")}}, "callback"},
 		{fmt.Errorf("wrapped: %w", &wsclient.PanicError{Value: "boom"}), "callback"},
 		{errors.New("wsclient: HeaderFunc: no token"), "other"},
 		{(*wsclient.CloseError)(nil), "other"},
