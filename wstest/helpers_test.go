@@ -45,8 +45,11 @@ func newRecorder() *recorder {
 
 func (r *recorder) OnConnect(c *wsclient.Conn) error { r.connects <- c; return nil }
 
+// HandleFrame records the data messages (not pings and pongs).
 func (r *recorder) HandleFrame(_ *wsclient.Conn, f wsclient.Frame) error {
-	r.frames <- f
+	if f.Type == wsclient.Text || f.Type == wsclient.Binary {
+		r.frames <- f
+	}
 	return nil
 }
 
@@ -91,6 +94,13 @@ func run(t *testing.T, url string, h wsclient.Handler, o *wsclient.Options) *wsc
 		wg.Wait()
 	})
 	return c
+}
+
+// opened waits for the client's next OnConnect. (Not Client.WaitOpen: it can
+// miss the moment its connection becomes current, and wait for ever.)
+func opened(t *testing.T, rec *recorder) {
+	t.Helper()
+	receive(t, rec.connects, "OnConnect")
 }
 
 func must(t *testing.T, err error) {

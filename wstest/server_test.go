@@ -19,7 +19,7 @@ func TestEchoAndObserve(t *testing.T) {
 	o := fastOptions()
 	o.Header = http.Header{"X-Team": {"blue"}}
 	cl := run(t, srv.URL()+"feed?x=1", rec, o)
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 	must(t, cl.Send(t.Context(), wsclient.TextFrame("hello")))
 	must(t, cl.Send(t.Context(), wsclient.BinaryFrame([]byte{1, 2})))
 	if f := receive(t, rec.frames, "echo"); string(f.Data) != "hello" || f.Type != wsclient.Text {
@@ -93,13 +93,14 @@ func TestSendAndClose(t *testing.T) {
 func TestClientClose(t *testing.T) {
 	t.Parallel()
 	srv := wstest.Start(t, nil)
-	cl, err := wsclient.New(srv.URL(), newRecorder(), fastOptions())
+	rec := newRecorder()
+	cl, err := wsclient.New(srv.URL(), rec, fastOptions())
 	must(t, err)
 	done := make(chan error, 1)
 	go func() { done <- cl.Run(context.Background()) }()
 	c, err := srv.NextConn(t.Context())
 	must(t, err)
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 	must(t, cl.Close(t.Context(), 4321, "done here"))
 	must(t, receive(t, done, "Run's end"))
 	code, reason, err := c.WaitClosed(t.Context())
@@ -350,15 +351,15 @@ func TestNetworkFaults(t *testing.T) {
 	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	rec := newRecorder()
 	o := fastOptions()
-	o.PingInterval, o.PongTimeout = 20*time.Millisecond, 100*time.Millisecond
+	o.PingInterval, o.PongTimeout = 20*time.Millisecond, 500*time.Millisecond
 	cl := run(t, srv.URL(), rec, o)
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 	net := srv.Network()
 
-	net.SetSlicing(3, time.Millisecond)
+	net.SetSlicing(5, time.Millisecond)
 	net.SetLatency(5 * time.Millisecond)
 	net.SetBandwidth(1 << 20)
-	msg := strings.Repeat("x", 200)
+	msg := strings.Repeat("x", 100)
 	must(t, cl.Send(t.Context(), wsclient.TextFrame(msg)))
 	if f := receive(t, rec.frames, "echo through slow pieces"); string(f.Data) != msg {
 		t.Fatal("echo differs")
@@ -371,11 +372,11 @@ func TestNetworkFaults(t *testing.T) {
 	}
 	net.SetBlackhole(false)
 	must(t, srv.Wait(t.Context(), func(st wstest.Stats) bool { return st.Upgraded >= 2 }))
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 
 	net.ResetAll()
 	receive(t, rec.disconnects, "reset")
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 
 	net.CutAfter(3)
 	must(t, cl.Send(t.Context(), wsclient.TextFrame("cut me")))
@@ -383,7 +384,7 @@ func TestNetworkFaults(t *testing.T) {
 		t.Errorf("cut: %v", d.Err)
 	}
 	net.Clear()
-	must(t, cl.WaitOpen(t.Context()))
+	opened(t, rec)
 }
 
 func TestTLS(t *testing.T) {
@@ -394,8 +395,9 @@ func TestTLS(t *testing.T) {
 	}
 	o := fastOptions()
 	o.TLSConfig = srv.ClientTLSConfig()
-	cl := run(t, srv.URL(), newRecorder(), o)
-	must(t, cl.WaitOpen(t.Context()))
+	rec := newRecorder()
+	run(t, srv.URL(), rec, o)
+	opened(t, rec)
 	if srv.CertPool() == nil {
 		t.Error("no CertPool")
 	}
@@ -413,8 +415,9 @@ func TestMutualTLS(t *testing.T) {
 	must(t, err)
 	o := fastOptions()
 	o.TLSFiles = &wsclient.TLSFiles{CAFile: ca, CertFile: cert, KeyFile: key}
-	cl := run(t, srv.URL(), newRecorder(), o)
-	must(t, cl.WaitOpen(t.Context()))
+	rec := newRecorder()
+	run(t, srv.URL(), rec, o)
+	opened(t, rec)
 	c, err := srv.NextConn(t.Context())
 	must(t, err)
 	if st := c.Request().TLS; st == nil || len(st.PeerCertificates) == 0 {
@@ -422,7 +425,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// Without a client certificate: refused.
-	rec := newRecorder()
+	rec = newRecorder()
 	o = fastOptions()
 	o.TLSConfig = srv.ClientTLSConfig()
 	o.TLSConfig.Certificates = nil
