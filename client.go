@@ -421,6 +421,7 @@ func (c *Client) setCurrent(conn *Conn) {
 	c.cur = conn
 	c.live.Store(nil)
 	c.mu.Unlock()
+	c.m.wake() // WaitOpen may have seen Open before the connection was set
 }
 
 // setReady marks conn's OnConnect frames and outbox written: every Send may

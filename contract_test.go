@@ -371,3 +371,27 @@ func TestSendsWaitForOnConnect(t *testing.T) {
 	require.NoError(t, <-sent)
 	assert.Equal(t, []string{"auth", "other"}, w.texts())
 }
+
+// TestWaitOpenWakesWhenTheConnectionIsSet: the state turns Open a moment
+// before the connection is set; a WaitOpen that looked in between still
+// returns (it once waited for another state change that never came).
+func TestWaitOpenWakesWhenTheConnectionIsSet(t *testing.T) {
+	waited := make(chan error, 1)
+	o := testOptions()
+	var c *Client
+	o.OnStateChange = func(sc StateChange) {
+		if sc.To == Open { // the state is Open, the connection not yet set
+			go func() { waited <- c.WaitOpen(context.Background()) }()
+			time.Sleep(20 * time.Millisecond) // let it look now, not after
+		}
+	}
+	c, n, _ := fakeClient(t, newRecorder(), o)
+	n.accept()
+	runFake(t, c)
+	select {
+	case err := <-waited:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitOpen never returned")
+	}
+}

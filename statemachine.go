@@ -175,6 +175,15 @@ func (m *machine) watch() (State, <-chan struct{}) {
 	return m.current(), m.changed
 }
 
+// wake wakes the watchers without a change of state: the connection they
+// wait for (WaitOpen) was set.
+func (m *machine) wake() {
+	m.mu.Lock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
 // set is the one function that writes the state. A repeat is a no-op; Closed
 // is final. OnStateChange runs under the handler lock, like every callback.
 func (m *machine) set(to State, in input, gen uint64, uptime time.Duration) {
