@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		pings:    map[string]time.Time{},
 		queue:    make(chan item, max(cfg.outbox-1, 0)),
 		stopped:  make(chan struct{}),
+		opened:   make(chan struct{}),
 	}
 	level := slog.LevelWarn
 	if cfg.debug {
@@ -147,6 +148,8 @@ type runner struct {
 	queue    chan item // stdin's lines to the sender, outbox-1 of them waiting
 	closeReq chan closeRequest
 	stopped  chan struct{} // Run has returned
+	opened   chan struct{} // closed by the first OnConnect
+	openOnce sync.Once
 
 	deliberate atomic.Bool // wsc closed: stdin's end, /close, -w, Ctrl-C
 	// Set by OnDisconnect (read after Run returned).
@@ -163,7 +166,11 @@ type runner struct {
 // readStdin reads lines once the first connection is open and hands them to
 // the sender in order.
 func (r *runner) readStdin(stdin io.Reader) {
-	if err := r.client.WaitOpen(context.Background()); err != nil {
+	// Not Client.WaitOpen: it can miss a connection opened while it looks
+	// (state Open before the connection is current) and wait for the next.
+	select {
+	case <-r.opened:
+	case <-r.stopped:
 		return
 	}
 	br := bufio.NewReaderSize(stdin, 64<<10)
@@ -389,6 +396,7 @@ func (h *handler) OnConnect(c *wsclient.Conn) error {
 	if len(r.cfg.exec) > 0 {
 		r.armWait()
 	}
+	r.openOnce.Do(func() { close(r.opened) })
 	return nil
 }
 
