@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func describe(err error) string {
 		he  *wsclient.HandshakeError
 		tle *wsclient.TLSError
 		pe  *wsclient.ProxyError
+		ne  *net.OpError
 	)
 	switch {
 	case err == nil:
@@ -81,6 +83,8 @@ func describe(err error) string {
 		return "certificate error: " + trim(tle.Err.Error())
 	case errors.As(err, &pe):
 		return trim(pe.Error())
+	case errors.As(err, &ne):
+		return trim(ne.Error()) // "dial tcp 127.0.0.1:8080: connect: connection refused"
 	}
 	return trim(err.Error())
 }
