@@ -2,9 +2,8 @@ package transport
 
 import (
 	"bufio"
-	crand "crypto/rand"
 	"errors"
-	"math/rand/v2"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -29,6 +28,10 @@ type ConnOptions struct {
 	Subprotocol string
 	// Response is the handshake response (client role).
 	Response *http.Response
+	// ReadSource, when set, is where reads go once the bytes br holds
+	// already are consumed (br itself is then dropped: its buffer is not
+	// kept). Default: br when given, else the socket.
+	ReadSource io.Reader
 }
 
 // errAborted is the reader's error after Abort.
@@ -61,16 +64,14 @@ type Conn struct {
 	closeSent atomic.Bool   // a close frame was queued or sent
 	pending   atomic.Uint32 // pendingPing|pendingPong|pendingClose, set under mu
 
-	_ [64]byte
 	// The write side: msgSem serializes messages (fair: a channel's waiting
 	// senders are served in order), frameMu serializes frames.
-	msgSem  chan struct{}
-	frameMu sync.Mutex
-	rng     *rand.ChaCha8 // mask keys, under frameMu
+	msgSem        chan struct{}
+	frameMu       sync.Mutex
+	writeDeadline time.Time // the socket's write deadline, under frameMu
 
-	_ [64]byte
 	// The read side, owned by the goroutine in ReadMessage.
-	br      *bufio.Reader
+	br      connReader
 	life    atomic.Uint64
 	readErr error  // sticky: every later ReadMessage returns it
 	inMsg   bool   // inside a fragmented data message
@@ -91,12 +92,8 @@ const (
 // (it may hold bytes of the first frames already); nc is the socket (TLS or
 // not) for writes, deadlines, addresses and Close.
 func NewConn(nc net.Conn, br *bufio.Reader, o ConnOptions) *Conn {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, 4096)
-	}
 	c := &Conn{
 		nc:           nc,
-		br:           br,
 		server:       o.Server,
 		compress:     o.Compression,
 		readLimit:    o.ReadLimit,
@@ -105,11 +102,18 @@ func NewConn(nc net.Conn, br *bufio.Reader, o ConnOptions) *Conn {
 		resp:         o.Response,
 		msgSem:       make(chan struct{}, 1),
 	}
-	if !o.Server {
-		var seed [32]byte
-		_, _ = crand.Read(seed[:]) // never fails (crypto/rand panics instead)
-		c.rng = rand.NewChaCha8(seed)
+	var src io.Reader = nc
+	var early []byte
+	switch {
+	case o.ReadSource != nil && br != nil:
+		early, _ = br.Peek(br.Buffered())
+		src = o.ReadSource
+	case o.ReadSource != nil:
+		src = o.ReadSource
+	case br != nil:
+		src = br
 	}
+	c.br.init(src, early)
 	c.src.c = c
 	return c
 }

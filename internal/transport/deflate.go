@@ -79,7 +79,7 @@ func (c *Conn) writeCompressed(op Opcode, data []byte) error {
 }
 
 // inflateSrc is the inflater's input: the payloads of a compressed message's
-// frames, read in place from the connection's bufio.Reader (unmasked there),
+// frames, read in place from the connection's read buffer (unmasked there),
 // then deflateTail. It is an io.ByteReader, so that flate reads it directly
 // (no buffer of its own). Control frames between the message's frames are
 // handled as they come (answered, queued for delivery in c.ctlq).
@@ -109,7 +109,7 @@ func (s *inflateSrc) fill() error {
 	}
 	c := s.c
 	if s.peeked {
-		_, _ = c.br.Discard(len(s.win))
+		c.br.Discard(len(s.win))
 		s.peeked = false
 	}
 	s.win, s.i = nil, 0
@@ -141,11 +141,9 @@ func (s *inflateSrc) fill() error {
 		// readHeader let only a continuation through
 		s.remain, s.fin, s.masked, s.key, s.pos = h.length, h.fin, h.masked, h.key, 0
 	}
-	if c.br.Buffered() == 0 {
-		if _, err := c.br.Peek(1); err != nil {
-			s.err = c.readFailed(err)
-			return s.err
-		}
+	if err := c.br.more(); err != nil {
+		s.err = c.readFailed(err)
+		return s.err
 	}
 	c.life.Add(1)
 	n := int(min(s.remain, int64(c.br.Buffered())))
@@ -258,7 +256,7 @@ func (c *Conn) readCompressed(h frameHeader) (Message, error) {
 		err = s.drain()
 	}
 	if s.peeked { // after an error: what was peeked is not read again
-		_, _ = c.br.Discard(len(s.win))
+		c.br.Discard(len(s.win))
 	}
 	s.win, s.peeked = nil, false
 	c.inMsg = false

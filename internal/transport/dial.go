@@ -202,8 +202,8 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 		return nil, ctx.Err()
 	}
 	ok = true
-	// Writes go to the socket (or the TLS or tunnel over it); reads go
-	// through br and the lifted limit (one indirection).
+	// Writes and reads go to the socket (or the TLS or tunnel over it),
+	// past the lifted limit.
 	nc := conn
 	if conn == net.Conn(d.lim) {
 		nc = raw
@@ -214,6 +214,7 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 		WriteTimeout: cfg.WriteTimeout,
 		Subprotocol:  res.subprotocol,
 		Response:     responseForConn(resp),
+		ReadSource:   nc, // after the bytes br holds: br's buffer is not kept
 	}), nil
 }
 

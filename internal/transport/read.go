@@ -8,6 +8,145 @@ import (
 	"unicode/utf8"
 )
 
+// Read buffer sizes. A connection waiting for its next frame holds only the
+// small buffer, part of the Conn; the pooled one is taken only while bytes of
+// a frame are owed (a partial header, or a payload still arriving that is
+// shorter than it) and goes back as soon as what it holds is consumed.
+// Payloads at least bigRead long are read straight into the message.
+const (
+	smallRead = 512
+	bigRead   = 16 << 10
+)
+
+// connReader buffers the socket's bytes for the frame reader, with buffers
+// sized by need: an idle connection keeps no buffer sized by past traffic.
+// Owned by the goroutine in ReadMessage.
+type connReader struct {
+	src   io.Reader
+	buf   []byte // small[:] or *big; buffered bytes are buf[r:w]
+	r, w  int
+	err   error   // the read error, returned once the buffered bytes are consumed
+	big   *[]byte // pooled (write.go's classes), nil when buf is small
+	small [smallRead]byte
+}
+
+func (b *connReader) init(src io.Reader, early []byte) {
+	b.src = src
+	b.buf = b.small[:]
+	if len(early) > len(b.small) {
+		b.takeBig()
+	}
+	b.w = copy(b.buf, early)
+}
+
+// Buffered is the number of bytes that can be read without a socket read.
+func (b *connReader) Buffered() int { return b.w - b.r }
+
+func (b *connReader) takeBig() {
+	b.big = getBuf(bigRead)
+	n := copy(*b.big, b.buf[b.r:b.w])
+	b.buf, b.r, b.w = *b.big, 0, n
+}
+
+// consumed returns the pooled buffer once nothing is buffered.
+func (b *connReader) consumed() {
+	if b.r != b.w {
+		return
+	}
+	b.r, b.w = 0, 0
+	if b.big != nil {
+		putBuf(b.big)
+		b.big, b.buf = nil, b.small[:]
+	}
+}
+
+// fill reads once more from the socket (retrying reads that bring nothing).
+// owed: bytes of a frame in progress are awaited; otherwise (an empty buffer
+// at a frame boundary) the read waits on the small buffer.
+func (b *connReader) fill(owed bool) error {
+	if b.err != nil {
+		return b.err
+	}
+	if owed && b.big == nil {
+		b.takeBig()
+	} else if b.r > 0 {
+		b.w = copy(b.buf, b.buf[b.r:b.w])
+		b.r = 0
+	}
+	for range 100 {
+		n, err := b.src.Read(b.buf[b.w:])
+		b.w += n
+		if err != nil {
+			b.err = err
+		}
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.err = io.ErrNoProgress
+	return b.err
+}
+
+// Peek returns the next n bytes (n <= smallRead) without consuming them;
+// they stay valid until the next Discard or Read. With nothing buffered it
+// waits on the small buffer: Peek starts a frame header.
+func (b *connReader) Peek(n int) ([]byte, error) {
+	for b.w-b.r < n {
+		if err := b.fill(b.w > b.r); err != nil {
+			if b.w-b.r >= n {
+				break
+			}
+			return nil, err
+		}
+	}
+	return b.buf[b.r : b.r+n], nil
+}
+
+// more makes at least one byte buffered: the payload of a frame in progress.
+func (b *connReader) more() error {
+	if b.w > b.r {
+		return nil
+	}
+	return b.fill(true)
+}
+
+// Discard consumes n buffered bytes (n <= Buffered()).
+func (b *connReader) Discard(n int) {
+	b.r += n
+	b.consumed()
+}
+
+// Read reads up to len(p) bytes of a frame in progress: buffered bytes
+// first, then straight from the socket into p when p is at least bigRead
+// long, else through the pooled buffer (which may bring the next frames too).
+func (b *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.r == b.w {
+		if len(p) >= bigRead && b.err == nil {
+			n, err := b.src.Read(p)
+			if err != nil {
+				b.err = err
+			}
+			if n > 0 {
+				return n, nil
+			}
+			return 0, err
+		}
+		if err := b.fill(true); err != nil && b.r == b.w {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.r += n
+	b.consumed()
+	return n, nil
+}
+
 // frameHeader is a frame's header, validated.
 type frameHeader struct {
 	fin    bool
@@ -98,7 +237,7 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	if h.masked {
 		copy(h.key[:], b[i:i+4])
 	}
-	_, _ = c.br.Discard(n)
+	c.br.Discard(n)
 
 	if b0&0x30 != 0 {
 		return h, c.protocolError(CloseProtocolError, "reserved bits set", errors.New("a frame with RSV2 or RSV3 set"))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -548,7 +549,11 @@ func TestReadFragmentedAllocs(t *testing.T) {
 			}
 		})
 		runtime.ReadMemStats(&after)
-		if allocs > 40 {
+		limit := 40.0
+		if raceEnabled {
+			limit = 60 // sync.Pool drops items at random there: the read buffer's pool misses
+		}
+		if allocs > limit {
 			t.Errorf("opcode %d: %v allocations per message, want a few dozen at most", op, allocs)
 		}
 		if b := (after.TotalAlloc - before.TotalAlloc) / 6; b > 4<<20 {
@@ -570,5 +575,69 @@ func TestReadHugeCompressedHeaderNoLimit(t *testing.T) {
 	asClose(t, err)
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 		t.Fatalf("the reader allocated %d bytes for 1000 payload bytes", alloc)
+	}
+}
+
+// chunkReader returns its bytes in reads of random sizes from 1 to max.
+type chunkReader struct {
+	b   []byte
+	rng *mrand.Rand
+	max int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(r.b), 1+r.rng.IntN(r.max))
+	copy(p, r.b[:n])
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// The read buffer is sized by need: messages of every size, fragmented or
+// not, with pings between, arrive whole whatever the socket's read sizes,
+// and whenever nothing is buffered between two messages the connection holds
+// no pooled buffer (a connection waiting for its next frame keeps only the
+// small one, whatever came before).
+func TestReadBufferSizedByNeed(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var stream []byte
+	var want [][]byte
+	for i := 0; i < 300; i++ {
+		n := []int{0, 1, 100, 125, 126, 511, 512, 513, 4000, 16 << 10, 40 << 10, 70000}[rng.IntN(12)] + rng.IntN(3)
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(rng.Uint32())
+		}
+		want = append(want, p)
+		if n > 1000 && rng.IntN(2) == 0 { // in three fragments, a ping between
+			a, b := n/3, 2*n/3
+			stream = append(stream, ctFrame(byte(OpBinary), false, p[:a])...)
+			stream = append(stream, ctFrame(fin|byte(OpPing), false, []byte("hi"))...)
+			stream = append(stream, ctFrame(byte(OpContinuation), false, p[a:b])...)
+			stream = append(stream, ctFrame(fin|byte(OpContinuation), false, p[b:])...)
+			want = append(want[:len(want)-1], []byte("hi"), p)
+			continue
+		}
+		stream = append(stream, ctFrame(fin|byte(OpBinary), false, p)...)
+	}
+	for _, maxRead := range []int{1, 7, 600, 5000, 1 << 20} {
+		c := NewConn(&memConn{r: &chunkReader{b: stream, rng: rng, max: maxRead}}, nil, ConnOptions{})
+		for i, w := range want {
+			m, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("reads up to %d: message %d: %v", maxRead, i, err)
+			}
+			if !bytes.Equal(m.Data, w) {
+				t.Fatalf("reads up to %d: message %d: %d bytes, want %d", maxRead, i, len(m.Data), len(w))
+			}
+			if c.br.Buffered() == 0 && c.br.big != nil {
+				t.Fatalf("reads up to %d: message %d: nothing buffered, yet the pooled buffer is held", maxRead, i)
+			}
+		}
+		if _, err := c.ReadMessage(); err == nil {
+			t.Fatalf("reads up to %d: a message after the end", maxRead)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -88,17 +89,32 @@ func (c *Conn) putHeader(b []byte, b0 byte, n int) (key [4]byte) {
 		b[1] = mask | byte(n)
 	}
 	if !c.server {
-		binary.LittleEndian.PutUint32(key[:], uint32(c.rng.Uint64()))
+		// math/rand/v2's top-level source: the runtime's per-thread ChaCha8,
+		// seeded from the OS; unpredictable, and no state per connection.
+		binary.LittleEndian.PutUint32(key[:], rand.Uint32())
 		copy(b[i:], key[:])
 	}
 	return key
 }
 
 // writeRaw hands b to the socket, bounded by WriteTimeout. Under frameMu.
+//
+// The socket's write deadline moves only when less than WriteTimeout is left
+// on it, to WriteTimeout + 1/8 ahead: every write gets between WriteTimeout
+// and 9/8 of it, and the deadline (a runtime timer, reset under the poller's
+// lock) changes once per WriteTimeout/8 of writing instead of on every
+// write. One clock read per write remains. Setting it on every write cost
+// about 1 300 instructions per 64-byte message sent and echoed (callgrind),
+// 28 % of the client's user-space work in the 64 B throughput benchmark.
 func (c *Conn) writeRaw(b []byte) error {
 	if c.writeTimeout > 0 {
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-			return err
+		now := time.Now()
+		if c.writeDeadline.Sub(now) < c.writeTimeout {
+			d := now.Add(c.writeTimeout + c.writeTimeout/8)
+			if err := c.nc.SetWriteDeadline(d); err != nil {
+				return err
+			}
+			c.writeDeadline = d
 		}
 	}
 	_, err := c.nc.Write(b)
