@@ -243,15 +243,6 @@ func (w *fakeWire) Response() *http.Response {
 func (w *fakeWire) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 func (w *fakeWire) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
 
-func (w *fakeWire) isAborted() bool {
-	select {
-	case <-w.aborted:
-		return true
-	default:
-		return false
-	}
-}
-
 // texts is what was written as Text messages so far.
 func (w *fakeWire) texts() []string {
 	w.mu.Lock()
@@ -308,9 +299,6 @@ func (n *fakeNet) accept() *fakeWire {
 	n.outcomes <- fakeOutcome{w: w}
 	return w
 }
-
-// refuse scripts the next attempt to fail with err.
-func (n *fakeNet) refuse(err error) { n.outcomes <- fakeOutcome{err: err} }
 
 // fakeClient is a client on the fake transport and the fake clock.
 func fakeClient(t *testing.T, h Handler, o *Options) (*Client, *fakeNet, *fakeClock) {
