@@ -73,8 +73,21 @@ func (m *member) OnConnect(c *wsclient.Conn) error {
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
+// lockedWriter lets the restart goroutine and the printer share out.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // run is the program: it returns the exit code.
-func run(args []string, out io.Writer) int {
+func run(args []string, w io.Writer) int {
+	out := &lockedWriter{w: w}
 	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
 	n := fs.Int("clients", 1000, "clients in the fleet")
 	rate := fs.Float64("rate", 500, "dials per second the shared limiter allows (0: no limiter)")
