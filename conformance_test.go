@@ -10,14 +10,24 @@ package wsclient
 //
 // The handler echoes every text and binary message, as Autobahn's test clients do.
 // Case names start with the Autobahn case they follow, where there is one.
+//
+// The cases run on several paths (connPaths): all of them over plain ws; close
+// frames, UTF-8 and the read limits also over wss, direct and through an HTTP
+// CONNECT or SOCKS5 proxy (internal/testproxy), and close frames and the read
+// limits over ws through either proxy. The raw server speaks TLS for wss
+// (rawws.ServerOptions.TLS, a certificate from the test CA).
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,6 +35,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ff42ae21/wsclient/internal/rawws"
+	"github.com/ff42ae21/wsclient/internal/testproxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -178,16 +189,167 @@ func withRSV(f rawws.Frame, rsv byte) rawws.Frame {
 	return f
 }
 
+// TestConformance runs every case over plain ws, and the cases the transport
+// must get right on every path (close frames, UTF-8, read limits) over wss,
+// direct and through an HTTP CONNECT or SOCKS5 proxy:
+// TestConformance/<path>/<section>/<case>. Over ws through either proxy it
+// runs the close frames and read limits (UTF-8 is checked above the bytes,
+// which those paths do not change).
 func TestConformance(t *testing.T) {
-	for _, g := range conformanceGroups() {
-		t.Run(g.name, func(t *testing.T) {
-			for _, tc := range g.cases {
-				t.Run(tc.name, func(t *testing.T) {
+	for _, p := range connPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			groups := conformanceGroups()
+			if p.name != "ws" {
+				groups = everyPathGroups(groups, p.tls)
+			}
+			for _, g := range groups {
+				t.Run(g.name, func(t *testing.T) {
 					t.Parallel()
-					runConformance(t, tc)
+					for _, tc := range g.cases {
+						t.Run(tc.name, func(t *testing.T) {
+							t.Parallel()
+							runConformance(t, p, tc)
+						})
+					}
 				})
 			}
 		})
+	}
+}
+
+// everyPathGroups are the sections run on every path: close frames, the read
+// limits (the cases with a ReadLimit or a 1009, from every group) and, with
+// utf8, UTF-8.
+func everyPathGroups(all []confGroup, utf8 bool) []confGroup {
+	var out []confGroup
+	limits := confGroup{name: "read-limits"}
+	for _, g := range all {
+		switch {
+		case g.name == "7-close", g.name == "6-utf8" && utf8:
+			out = append(out, g)
+			continue
+		case g.name == "6-utf8":
+			continue
+		}
+		for _, tc := range g.cases {
+			if tc.limit != 0 || tc.errCode == CloseMessageTooBig {
+				limits.cases = append(limits.cases, tc)
+			}
+		}
+	}
+	return append(out, limits)
+}
+
+// connPath is one way from the client to a server: ws or wss, direct or
+// through a proxy.
+type connPath struct {
+	name  string
+	tls   bool
+	proxy *testproxy.Kind // nil: direct
+}
+
+func proxyKind(k testproxy.Kind) *testproxy.Kind { return &k }
+
+// connPaths: the four paths of issue 10, then ws through each proxy.
+var connPaths = []connPath{
+	{name: "ws"},
+	{name: "wss", tls: true},
+	{name: "wss-connect", tls: true, proxy: proxyKind(testproxy.Connect)},
+	{name: "wss-socks5", tls: true, proxy: proxyKind(testproxy.SOCKS5)},
+	{name: "ws-connect", proxy: proxyKind(testproxy.Connect)},
+	{name: "ws-socks5", proxy: proxyKind(testproxy.SOCKS5)},
+}
+
+func (p connPath) scheme() string {
+	if p.tls {
+		return "wss"
+	}
+	return "ws"
+}
+
+// pathCA signs the certificate for 127.0.0.1 that every wss server uses.
+var pathCA struct {
+	once sync.Once
+	ca   *testCA
+	cert tls.Certificate
+}
+
+func pathCerts(t testing.TB) (*testCA, tls.Certificate) {
+	pathCA.once.Do(func() {
+		pathCA.ca = newTestCA(t, "path test CA")
+		pathCA.cert = pathCA.ca.serverCert(t, "127.0.0.1")
+		warmUpTLS(t, pathCA.ca, pathCA.cert)
+	})
+	require.NotNil(t, pathCA.ca, "the test CA")
+	return pathCA.ca, pathCA.cert
+}
+
+// warmUpTLS runs one TLS handshake with the path certificate in memory, so
+// that the first wss attempt of a test does not pay crypto/tls's one-time
+// set-up (slow under the race detector) inside a 200 ms HandshakeTimeout.
+func warmUpTLS(t testing.TB, ca *testCA, cert tls.Certificate) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- tls.Server(a, &tls.Config{Certificates: []tls.Certificate{cert}, CurvePreferences: []tls.CurveID{tls.X25519}}).Handshake()
+	}()
+	err := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"}).Handshake()
+	require.NoError(t, err, "TLS warm-up")
+	require.NoError(t, <-done, "TLS warm-up, server side")
+}
+
+// serverTLS is the server side's TLS config for the path, nil for ws.
+func (p connPath) serverTLS(t testing.TB) *tls.Config {
+	if !p.tls {
+		return nil
+	}
+	_, cert := pathCerts(t)
+	// X25519 alone: the default hybrid key exchange (X25519MLKEM768) costs a
+	// third more per handshake under the race detector, over a thousand times.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, CurvePreferences: []tls.CurveID{tls.X25519}}
+}
+
+// serverOptions are o with the path's TLS.
+func (p connPath) serverOptions(t testing.TB, o rawws.ServerOptions) rawws.ServerOptions {
+	o.TLS = p.serverTLS(t)
+	return o
+}
+
+// startProxy starts a proxy of kind k, closed at the end of the test.
+func startProxy(t testing.TB, k testproxy.Kind, o testproxy.Options) *testproxy.Proxy {
+	t.Helper()
+	px, err := testproxy.New(k, o)
+	require.NoError(t, err)
+	t.Cleanup(px.Close)
+	return px
+}
+
+// client sets o up for the path: the test CA as the root for wss, and a
+// proxy of its own for a proxied path. The returned check, called once the
+// client has connected at least once, asserts that the connection went
+// through the proxy to target (host:port); it does nothing for a direct path.
+func (p connPath) client(t testing.TB, o *Options, target string) (check func(t testing.TB)) {
+	t.Helper()
+	if p.tls {
+		ca, _ := pathCerts(t)
+		o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+	}
+	if p.proxy == nil {
+		return func(testing.TB) {}
+	}
+	px := startProxy(t, *p.proxy, testproxy.Options{})
+	o.Proxy = http.ProxyURL(px.URL("", ""))
+	return func(t testing.TB) {
+		t.Helper()
+		select {
+		case got := <-px.Seen():
+			assert.Equal(t, target, got, "the proxy's tunnel goes to the server")
+		default:
+			t.Errorf("the client did not connect through the %s proxy", p.name)
+		}
 	}
 }
 
@@ -699,11 +861,11 @@ type confAnswer struct {
 	afterErr error
 }
 
-func runConformance(t *testing.T, tc confCase) {
+func runConformance(t *testing.T, p connPath, tc confCase) {
 	answers := make(chan confAnswer, 1)
 	again := make(chan struct{}, 1)
 	var conns atomic.Int32
-	srv, err := rawws.NewServer(func(c *rawws.Conn) {
+	srv, err := rawws.NewServerWith(p.serverOptions(t, rawws.ServerOptions{}), func(c *rawws.Conn) {
 		if conns.Add(1) > 1 { // the reconnect the policy asked for
 			select {
 			case again <- struct{}{}:
@@ -734,6 +896,7 @@ func runConformance(t *testing.T, tc confCase) {
 	o := testOptions()
 	o.ReadLimit = tc.limit
 	o.WriteTimeout = 5 * time.Second
+	viaProxy := p.client(t, o, srv.Addr())
 	c := mustNew(t, srv.URL(), rec, o)
 	wait := startClient(t, c)
 
@@ -743,6 +906,7 @@ func runConformance(t *testing.T, tc confCase) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the server's script did not finish")
 	}
+	viaProxy(t)
 	frames, d := untilDisconnect(t, rec)
 
 	// What the client sent.

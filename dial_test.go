@@ -1,11 +1,9 @@
 package wsclient
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -19,122 +17,42 @@ import (
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/rawws"
+	"github.com/ff42ae21/wsclient/internal/testproxy"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// connectProxy is an HTTP CONNECT proxy on 127.0.0.1, written for the tests.
+// connectProxy is an HTTP CONNECT proxy on 127.0.0.1 (internal/testproxy).
 type connectProxy struct {
-	ln    net.Listener
-	user  string            // with pass: the Proxy-Authorization it demands
-	pass  string            //
-	hosts map[string]string // host:port the proxy resolves itself
-	seen  chan string       // the CONNECT targets, in order
-
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	*testproxy.Proxy
+	user, pass string        // with user set: the Proxy-Authorization it demands; set before the first connection
+	ln         proxyListener // ln.Addr() is the proxy's address
+	seen       <-chan string // the CONNECT targets, in order (Proxy.Seen)
 }
 
+// proxyListener stands for the proxy's listener: its address.
+type proxyListener struct{ addr net.Addr }
+
+func (l proxyListener) Addr() net.Addr { return l.addr }
+
+// newConnectProxy starts a CONNECT proxy that resolves the host:port names in
+// hosts itself; it is closed at the end of the test.
 func newConnectProxy(t *testing.T, hosts map[string]string) *connectProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p := &connectProxy{}
+	p.Proxy = startProxy(t, testproxy.Connect, testproxy.Options{
+		Hosts:       hosts,
+		Credentials: func() (string, string) { return p.user, p.pass },
+	})
+	addr, err := net.ResolveTCPAddr("tcp", p.Addr())
 	require.NoError(t, err)
-	p := &connectProxy{ln: ln, hosts: hosts, seen: make(chan string, 100), conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.Close)
+	p.ln, p.seen = proxyListener{addr}, p.Seen()
 	return p
 }
 
 // url is the proxy's URL, with credentials when given.
-func (p *connectProxy) url(user, pass string) *url.URL {
-	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
-	if user != "" {
-		u.User = url.UserPassword(user, pass)
-	}
-	return u
-}
-
-func (p *connectProxy) Close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func (p *connectProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conns == nil {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *connectProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.track(c)
-		p.wg.Add(1)
-		go p.serve(c)
-	}
-}
-
-func (p *connectProxy) serve(c net.Conn) {
-	defer p.wg.Done()
-	defer c.Close()
-	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return
-	}
-	if req.Method != http.MethodConnect {
-		io.WriteString(c, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	if p.user != "" {
-		want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass))
-		if req.Header.Get("Proxy-Authorization") != want {
-			io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
-			return
-		}
-	}
-	select {
-	case p.seen <- req.Host:
-	default:
-	}
-	target := req.Host
-	if real, ok := p.hosts[target]; ok {
-		target = real
-	}
-	up, err := net.DialTimeout("tcp", target, 2*time.Second)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	p.track(up)
-	defer up.Close()
-	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		io.Copy(up, br)
-		up.(*net.TCPConn).CloseWrite()
-	}()
-	io.Copy(c, up)
-}
+func (p *connectProxy) url(user, pass string) *url.URL { return p.URL(user, pass) }
 
 func TestProxyHTTPConnectWS(t *testing.T) {
 	srv := newTestServer(t, serverConfig{})
@@ -148,8 +66,8 @@ func TestProxyHTTPConnectWS(t *testing.T) {
 	c := mustNew(t, "ws://echo.test/feed", rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
-	assert.Equal(t, "echo.test:80", <-px.seen)
-	assert.Equal(t, px.ln.Addr().String(), (<-remote).String(), "the socket goes to the proxy")
+	assert.Equal(t, "echo.test:80", <-px.Seen())
+	assert.Equal(t, px.Addr(), (<-remote).String(), "the socket goes to the proxy")
 	require.NoError(t, c.Send(ctxTimeout(t, 5*time.Second), TextFrame("through the proxy")))
 	assert.Equal(t, "through the proxy", string(rec.next(t, "frame").frame.Data))
 }
@@ -167,7 +85,7 @@ func TestProxyHTTPConnectWSSVerifiesTheTarget(t *testing.T) {
 	c := mustNew(t, "wss://echo.test/", rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
-	assert.Equal(t, "echo.test:443", <-px.seen)
+	assert.Equal(t, "echo.test:443", <-px.Seen())
 	req := srv.request(t)
 	require.NotNil(t, req.TLS)
 	assert.Equal(t, "echo.test", req.TLS.ServerName, "TLS runs end to end with the target, through the tunnel")
@@ -188,7 +106,7 @@ func TestProxyRefusalIsReportedAndRetried(t *testing.T) {
 		d := rec.next(t, "disconnect").disc
 		require.Error(t, d.Err)
 		assert.Contains(t, d.Err.Error(), "Proxy Authentication Required")
-		assert.Contains(t, d.Err.Error(), "via proxy http://"+px.ln.Addr().String(), "the proxy is named")
+		assert.Contains(t, d.Err.Error(), "via proxy http://"+px.Addr(), "the proxy is named")
 		assert.NotContains(t, d.Err.Error(), "wrong", "its password is not")
 		assert.NotContains(t, d.Err.Error(), "alice", "nor its user name")
 		var pe *ProxyError
@@ -411,55 +329,80 @@ func newSilentListener(t *testing.T, tlsConf *tls.Config) *silentListener {
 	return s
 }
 
+// TestHandshakeTimeoutBoundsEveryPhase: on every path (connPaths), a peer that
+// says nothing in one phase of the handshake (the proxy's answer, the TLS
+// handshake, the upgrade answer) makes each attempt end after HandshakeTimeout,
+// as a timeout that is retried: <path>/<phase>.
 func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
-	ca := newTestCA(t, "timeout CA")
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")}}
-	for _, tc := range []struct {
-		name   string
-		scheme string
-		tls    *tls.Config
-	}{
-		{"no upgrade answer over ws", "ws", nil},
-		{"no TLS handshake", "wss", nil},
-		{"no upgrade answer over wss", "wss", serverTLS},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ln := newSilentListener(t, tc.tls)
-			const timeout = 100 * time.Millisecond
-			var mu sync.Mutex
-			var starts []time.Time
-			var took []time.Duration
-			rec := newRecorder()
-			o := testOptions()
-			o.HandshakeTimeout = timeout
-			o.TLSConfig = &tls.Config{RootCAs: ca.pool}
-			o.OnStateChange = func(sc StateChange) {
-				mu.Lock()
-				defer mu.Unlock()
-				switch sc.To {
-				case Connecting:
-					starts = append(starts, time.Now())
-				case Reconnecting:
-					took = append(took, time.Since(starts[len(starts)-1]))
-				}
+	for _, p := range connPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			type phase struct {
+				name       string
+				serverTLS  *tls.Config // the silent server's; nil: no TLS handshake either
+				quietProxy bool        // the proxy is the one that says nothing
 			}
-			c := mustNew(t, tc.scheme+"://"+ln.ln.Addr().String()+"/", rec, o)
-			startClient(t, c)
-			for i := 1; i <= 3; i++ { // the third: the second's Reconnecting was reported
-				d := rec.next(t, "disconnect").disc
-				assert.Contains(t, d.Err.Error(), "timed out after 100ms")
-				var tlsErr *TLSError
-				assert.False(t, errors.As(d.Err, &tlsErr), "a timeout is not a certificate error")
-				assert.False(t, d.Suggested.IsStop(), "a timeout is retried")
-				assert.Equal(t, i, d.Attempt)
+			var phases []phase
+			if p.proxy != nil {
+				phases = append(phases, phase{name: "no proxy answer", quietProxy: true})
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, d := range took[:2] {
-				assert.GreaterOrEqual(t, d, timeout)
-				assert.Less(t, d, timeout+time.Second, "HandshakeTimeout bounds the attempt")
+			if p.tls {
+				phases = append(phases, phase{name: "no TLS handshake"})
 			}
-			t.Logf("attempts took %v (HandshakeTimeout %v)", took[:2], timeout)
+			phases = append(phases, phase{name: "no upgrade answer", serverTLS: p.serverTLS(t)})
+			for _, ph := range phases {
+				t.Run(ph.name, func(t *testing.T) {
+					ln := newSilentListener(t, ph.serverTLS)
+					const timeout = 100 * time.Millisecond
+					var mu sync.Mutex
+					var starts []time.Time
+					var took []time.Duration
+					rec := newRecorder()
+					o := testOptions()
+					o.HandshakeTimeout = timeout
+					target := ln.ln.Addr().String()
+					viaProxy := p.client(t, o, target)
+					if ph.quietProxy {
+						quiet := newSilentListener(t, nil)
+						u := &url.URL{Scheme: "http", Host: quiet.ln.Addr().String()}
+						if *p.proxy == testproxy.SOCKS5 {
+							u.Scheme = "socks5"
+						}
+						o.Proxy = http.ProxyURL(u)
+						viaProxy = func(t testing.TB) {
+							assert.Positive(t, quiet.accepted.Load(), "the client dialed the proxy")
+						}
+					}
+					o.OnStateChange = func(sc StateChange) {
+						mu.Lock()
+						defer mu.Unlock()
+						switch sc.To {
+						case Connecting:
+							starts = append(starts, time.Now())
+						case Reconnecting:
+							took = append(took, time.Since(starts[len(starts)-1]))
+						}
+					}
+					c := mustNew(t, p.scheme()+"://"+target+"/", rec, o)
+					startClient(t, c)
+					for i := 1; i <= 3; i++ { // the third: the second's Reconnecting was reported
+						d := rec.next(t, "disconnect").disc
+						assert.Contains(t, d.Err.Error(), "timed out after 100ms")
+						var tlsErr *TLSError
+						assert.False(t, errors.As(d.Err, &tlsErr), "a timeout is not a certificate error")
+						assert.False(t, d.Suggested.IsStop(), "a timeout is retried")
+						assert.Equal(t, i, d.Attempt)
+					}
+					viaProxy(t)
+					mu.Lock()
+					defer mu.Unlock()
+					for _, d := range took[:2] {
+						assert.GreaterOrEqual(t, d, timeout)
+						assert.Less(t, d, timeout+time.Second, "HandshakeTimeout bounds the attempt")
+					}
+					t.Logf("attempts took %v (HandshakeTimeout %v)", took[:2], timeout)
+				})
+			}
 		})
 	}
 }

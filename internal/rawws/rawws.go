@@ -23,6 +23,7 @@ package rawws
 import (
 	"bufio"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -68,9 +69,15 @@ type ServerOptions struct {
 	// unsolicited Sec-WebSocket-Extensions header).
 	ResponseHeader http.Header
 
-	// HandshakeTimeout bounds reading the client's request
-	// (DefaultHandshakeTimeout if zero).
+	// HandshakeTimeout bounds reading the client's request, and the TLS
+	// handshake before it (DefaultHandshakeTimeout if zero).
 	HandshakeTimeout time.Duration
+
+	// TLS, if non-nil, makes the server speak wss: every accepted TCP
+	// connection is wrapped in tls.Server(conn, TLS) before the upgrade
+	// request is read, and the script's Conn reads and writes through TLS.
+	// A failed TLS handshake is recorded like a bad request (HandshakeErr).
+	TLS *tls.Config
 }
 
 // Server is a scripted WebSocket server listening on 127.0.0.1.
@@ -110,8 +117,14 @@ func NewServerWith(opts ServerOptions, handle func(c *Conn)) (*Server, error) {
 	return s, nil
 }
 
-// URL returns "ws://127.0.0.1:PORT/".
-func (s *Server) URL() string { return "ws://" + s.Addr() + "/" }
+// URL returns "ws://127.0.0.1:PORT/", or "wss://127.0.0.1:PORT/" with
+// ServerOptions.TLS.
+func (s *Server) URL() string {
+	if s.opts.TLS != nil {
+		return "wss://" + s.Addr() + "/"
+	}
+	return "ws://" + s.Addr() + "/"
+}
 
 // Addr returns the listening address as "127.0.0.1:PORT".
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -177,12 +190,14 @@ func (s *Server) recordErr(err error) {
 	}
 }
 
-func (s *Server) serve(nc net.Conn) {
+func (s *Server) serve(tcp net.Conn) {
 	defer s.wg.Done()
+	nc := tcp
 	defer func() {
-		nc.Close()
+		nc.Close() // with TLS, a close_notify first
+		tcp.Close()
 		s.mu.Lock()
-		delete(s.conns, nc)
+		delete(s.conns, tcp)
 		s.mu.Unlock()
 	}()
 
@@ -190,14 +205,22 @@ func (s *Server) serve(nc net.Conn) {
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
-	_ = nc.SetReadDeadline(time.Now().Add(timeout))
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	if s.opts.TLS != nil {
+		tc := tls.Server(tcp, s.opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			s.recordErr(fmt.Errorf("rawws: TLS handshake: %w", err))
+			return
+		}
+		nc = tc
+	}
 	br := bufio.NewReader(nc)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		s.recordErr(fmt.Errorf("rawws: reading handshake request: %w", err))
 		return
 	}
-	_ = nc.SetReadDeadline(time.Time{})
+	_ = nc.SetDeadline(time.Time{})
 
 	bw := bufio.NewWriter(nc)
 	if s.opts.Handshake != nil {
@@ -298,11 +321,13 @@ type Conn struct {
 // Request returns the client's handshake request.
 func (c *Conn) Request() *http.Request { return c.req }
 
-// NetConn returns the underlying TCP connection. Read through Conn rather
-// than NetConn: bytes may already be buffered.
+// NetConn returns the underlying connection: the TCP connection, or the
+// *tls.Conn over it with ServerOptions.TLS. Read through Conn rather than
+// NetConn: bytes may already be buffered.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
-// Close closes the TCP connection immediately (no close frame is sent).
+// Close closes the connection immediately (no close frame is sent; with TLS,
+// a close_notify alert is).
 func (c *Conn) Close() error { return c.nc.Close() }
 
 // Read reads raw bytes from the client (including buffered ones), making

@@ -3,9 +3,16 @@ package rawws
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -332,5 +339,99 @@ func TestCloseUnblocksScripts(t *testing.T) {
 	srv.Close()
 	if err := <-errc; err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Errorf("blocked ReadFrame returned %v, want a closed-connection error", err)
+	}
+}
+
+// testTLS returns a server config with a self-signed certificate for
+// 127.0.0.1 and a client config that trusts it.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}},
+		&tls.Config{RootCAs: pool}
+}
+
+func TestTLS(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	serverTLS, clientTLS := testTLS(t)
+	srv, errc := start(t, ServerOptions{TLS: serverTLS}, func(c *Conn) error {
+		if _, ok := c.NetConn().(*tls.Conn); !ok {
+			return fmt.Errorf("NetConn is %T, want *tls.Conn", c.NetConn())
+		}
+		if err := c.WriteChunked(Text("over tls").Encode(), 1, 0); err != nil {
+			return err
+		}
+		f, err := c.ReadFrame(testTimeout)
+		if err != nil || !f.Masked || string(f.Payload) != "back" {
+			return fmt.Errorf("ReadFrame = %v, %v", f, err)
+		}
+		if err := c.WriteFrame(CloseFrame(1000, "")); err != nil {
+			return err
+		}
+		code, _, _, err := c.ReadUntilClose(testTimeout)
+		if err != nil || code != 1000 {
+			return fmt.Errorf("ReadUntilClose = %d, %v", code, err)
+		}
+		_, err = c.ReadToEOF(testTimeout)
+		return err
+	})
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL(), "wss://127.0.0.1:") {
+		t.Fatalf("URL() = %q", srv.URL())
+	}
+	d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: clientTLS}
+	ws, _, err := d.Dial(srv.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, p, err := ws.ReadMessage(); err != nil || string(p) != "over tls" {
+		t.Fatalf("ReadMessage = %q, %v", p, err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, 1000) {
+		t.Errorf("ReadMessage err = %v, want close 1000", err)
+	}
+	ws.Close()
+	wait(t, errc)
+
+	// A client that does not trust the certificate: no script, an error recorded.
+	bad := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}
+	if ws, _, err := bad.Dial(srv.URL(), nil); err == nil {
+		ws.Close()
+		t.Fatal("dial with an untrusted certificate succeeded")
+	}
+	deadline := time.Now().Add(testTimeout)
+	for srv.HandshakeErr() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := srv.HandshakeErr(); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
+		t.Errorf("HandshakeErr() = %v, want the TLS handshake's error", err)
 	}
 }
