@@ -16,7 +16,7 @@ func (*feed) OnConnect(c *wsclient.Conn) error {
 	return c.SendText(`{"op":"subscribe","channel":"trades"}`)
 }
 
-// TestReadmeSection is the test of README_SECTION.md, as printed there.
+// TestReadmeSection is the test of the README section "Testing your handler with wstest", as printed there.
 func TestReadmeSection(t *testing.T) {
 	srv := wstest.Start(t, nil) // ws://127.0.0.1:port/, closed by t.Cleanup
 	c, _ := wsclient.New(srv.URL(), &feed{}, &wsclient.Options{
