@@ -2,7 +2,7 @@
 // comparison, coder/websocket and lxzan/gws) on one common echo server that runs
 // in a process of its own, and prints one table.
 //
-//	cd bench && go run .            # the full run, about 2.5 minutes on 2 cores
+//	cd bench && go run .            # the full run, 4–5.5 minutes on 2 cores
 //	cd bench && go run . -h         # sizes, counts, sections
 //
 // Every figure is the median of -runs runs, libraries alternating within each
