@@ -1,13 +1,17 @@
 package wstest
 
-import "time"
+import (
+	"time"
+
+	"github.com/ff42ae21/wsclient/internal/faultproxy"
+)
 
 // Network is the fault proxy between the clients and a Server (every client
 // dials it: Server.URL). Each fault applies to both directions, to the live
 // connections and the later ones, until switched off; the zero setting of
 // each is off. Its methods are safe for concurrent use.
 type Network struct {
-	px *proxy
+	px *faultproxy.Proxy
 }
 
 // SetLatency delays every chunk of bytes by d, in order (a burst arrives

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ff42ae21/wsclient/internal/faultproxy"
 )
 
 // DefaultWaitTimeout bounds every wait of a Server whose Options.WaitTimeout
@@ -94,7 +96,7 @@ type Server struct {
 	opts    Options
 	timeout time.Duration
 	ln      net.Listener // the server itself; clients dial the proxy
-	px      *proxy
+	px      *faultproxy.Proxy
 	pki     *pki // nil for ws
 	net     *Network
 
@@ -157,11 +159,12 @@ func NewServer(opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	px, err := newProxy(ln.Addr().String(), func() { s.update(func() { s.st.Refused++ }) })
+	px, err := faultproxy.New(ln.Addr().String())
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	px.OnRefused(func() { s.update(func() { s.st.Refused++ }) })
 	s.ln, s.px, s.net = ln, px, &Network{px: px}
 	s.wg.Add(1)
 	go s.acceptLoop()

@@ -5,7 +5,7 @@
 // accepted connection to an upstream address. Each accepted connection and
 // its upstream connection form a link; bytes are copied in both directions by
 // dedicated goroutines. Faults (blackhole, latency, bandwidth cap, resets,
-// refusing new connections, cutting a link after n bytes) can be switched at
+// refusing new connections, cutting a link after n bytes, slicing writes) can be switched at
 // runtime and apply both to live links and to links accepted later.
 //
 // Every goroutine started by a Proxy is stopped and waited for by Close, so
@@ -54,6 +54,9 @@ type Proxy struct {
 	cutAfter  int // 0 = disabled
 	links     map[*link]struct{}
 	accepted  int
+	slice     int // largest write, 0 = unlimited
+	sliceGap  time.Duration
+	refused   func()
 }
 
 // New starts a proxy listening on 127.0.0.1 on an ephemeral port that
@@ -208,6 +211,31 @@ func (p *Proxy) CutAfter(n int) {
 	}
 }
 
+// SetSlicing makes every direction of every link forward in writes of at
+// most size bytes, waiting gap between two; size <= 0 disables it.
+func (p *Proxy) SetSlicing(size int, gap time.Duration) {
+	p.mu.Lock()
+	p.slice, p.sliceGap = max(size, 0), max(gap, 0)
+	p.mu.Unlock()
+}
+
+// CloseLinks closes every live link with a FIN on both sockets.
+func (p *Proxy) CloseLinks() {
+	p.mu.Lock()
+	links := p.snapshotLinks()
+	p.mu.Unlock()
+	for _, l := range links {
+		l.close(false)
+	}
+}
+
+// OnRefused sets f, called for every connection refused while RejectNew is on.
+func (p *Proxy) OnRefused(f func()) {
+	p.mu.Lock()
+	p.refused = f
+	p.mu.Unlock()
+}
+
 // Accepted returns the number of connections accepted so far, including
 // rejected ones (RejectNew) and ones whose upstream could not be dialed.
 func (p *Proxy) Accepted() int {
@@ -264,9 +292,13 @@ func (p *Proxy) acceptLoop() {
 		if !reject {
 			p.wg.Add(1)
 		}
+		refused := p.refused
 		p.mu.Unlock()
 		if reject {
 			resetClose(c)
+			if refused != nil {
+				refused()
+			}
 			continue
 		}
 		go p.handle(c, upstream)
@@ -425,9 +457,12 @@ func (l *link) write(dst *net.TCPConn, q <-chan chunk, readErr *error, fromUpstr
 		data := c.data
 		for len(data) > 0 {
 			l.p.mu.Lock()
-			bw := l.p.bandwidth
+			bw, slice, gap := l.p.bandwidth, l.p.slice, l.p.sliceGap
 			l.p.mu.Unlock()
 			n := len(data)
+			if slice > 0 {
+				n = min(n, slice)
+			}
 			if bw > 0 {
 				n = min(n, max(bw/pieceRate, 1))
 				if !l.sleepUntil(next) {
@@ -464,6 +499,9 @@ func (l *link) write(dst *net.TCPConn, q <-chan chunk, readErr *error, fromUpstr
 				return
 			}
 			data = data[n:]
+			if slice > 0 && gap > 0 && len(data) > 0 && !l.sleepUntil(time.Now().Add(gap)) {
+				return
+			}
 		}
 	}
 
