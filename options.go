@@ -33,7 +33,10 @@ type Options struct {
 	Subprotocols []string
 
 	// TLSConfig for wss. It is cloned; by default certificates and host names are
-	// verified against the system roots, TLS 1.2 at least.
+	// verified against the system roots, TLS 1.2 at least. Its own callbacks
+	// (VerifyPeerCertificate, GetClientCertificate, ...) run inside the TLS
+	// handshake, on the attempt's dial goroutine: they may overlap HandleInfo
+	// and OnStateChange, never another attempt's.
 	TLSConfig *tls.Config
 	// TLSFiles, when set, names PEM files (a CA bundle; a client certificate and
 	// key for mutual TLS) read at every attempt over TLSConfig, so that files
@@ -53,14 +56,20 @@ type Options struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// NetDialContext, when set, makes the TCP connection (to the proxy when one
 	// is used): a source address, a unix socket in tests. The proxy, TLS and
-	// the handshake still run on top of it. Default: a net.Dialer.
+	// the handshake still run on top of it. It runs on the attempt's dial
+	// goroutine, so that Close can cut it short: it may overlap HandleInfo and
+	// OnStateChange (never OnConnect, OnDisconnect or another attempt). Default:
+	// a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DialLimiter, when set, is waited on before every attempt, reconnects
 	// included: share one among many clients to spread their dials (after an
 	// outage every client redials at once, and servers count dials against
 	// per-IP or per-account limits). *rate.Limiter of golang.org/x/time/rate
 	// satisfies it. Close and Run's ctx cut the wait short; another error
-	// fails the attempt (and the policy retries it with backoff).
+	// fails the attempt (and the policy retries it with backoff). Wait runs on
+	// the attempt's dial goroutine, outside the handler lock (it may overlap
+	// HandleInfo and OnStateChange, and other clients' Waits: it must be
+	// goroutine-safe, as a shared limiter is).
 	DialLimiter DialLimiter
 	// Compression negotiates permessage-deflate without context takeover. A
 	// server's answer that this client cannot decode (context takeover on the

@@ -226,3 +226,22 @@ func TestNetDialContextCarriesProxyAndTLS(t *testing.T) {
 	assert.Equal(t, "echo.test:443", <-px.seen, "the tunnel runs on top of it")
 	echoThrough(t, c, rec, TextFrame("through a custom dialer"))
 }
+
+// TestInfoServedWhileTheDialWaits: DialLimiter.Wait (like NetDialContext)
+// runs on the dial goroutine, outside the handler lock, as documented: while
+// it waits, the owner keeps serving HandleInfo.
+func TestInfoServedWhileTheDialWaits(t *testing.T) {
+	g := &gate{waiting: make(chan struct{}, 10), open: make(chan struct{})}
+	o := testOptions()
+	o.DialLimiter = g
+	rec := newRecorder()
+	c, n, _ := fakeClient(t, rec, o)
+	n.accept()
+	runFake(t, c)
+	<-g.waiting // the dial is held in Wait
+	require.NoError(t, c.Info(context.Background(), "while waiting"))
+	assert.Equal(t, "while waiting", rec.next(t, "info").info)
+	assert.Equal(t, int32(0), n.attempts.Load(), "still waiting: HandleInfo overlapped Wait")
+	g.open <- struct{}{}
+	rec.next(t, "connect")
+}
