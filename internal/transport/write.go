@@ -103,9 +103,8 @@ func (c *Conn) putHeader(b []byte, b0 byte, n int) (key [4]byte) {
 // on it, to WriteTimeout + 1/8 ahead: every write gets between WriteTimeout
 // and 9/8 of it, and the deadline (a runtime timer, reset under the poller's
 // lock) changes once per WriteTimeout/8 of writing instead of on every
-// write. One clock read per write remains. Setting it on every write cost
-// about 1 300 instructions per 64-byte message sent and echoed (callgrind),
-// 28 % of the client's user-space work in the 64 B throughput benchmark.
+// write. One clock read per write remains. (What it saves is measured in
+// BENCHMARKS.md.)
 func (c *Conn) writeRaw(b []byte) error {
 	if c.writeTimeout > 0 {
 		now := time.Now()
