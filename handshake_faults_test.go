@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,25 +84,6 @@ type hsFault struct {
 	want []string
 	// check, when set, checks Disconnect.Err further.
 	check func(t *testing.T, err error)
-	// tlsKnownBug, when set, names a known transport bug that fails the case
-	// over wss: it is skipped there unless WSCLIENT_KNOWN_BUGS is set.
-	tlsKnownBug string
-}
-
-// knownBugTLSCloseNotifyEOF: over wss, a server that hangs up in the middle of
-// a header line sends a TLS close_notify, and crypto/tls ends the stream with
-// io.EOF while the socket below has not failed. The HTTP parser drops that EOF
-// ("malformed MIME header: missing colon"), and the transport only looks for
-// the EOF it drops on the socket (limitConn.firstErr in
-// internal/transport/dial.go), not on the TLS connection the parser reads, so
-// the error does not say the server closed the connection, as it does over ws.
-const knownBugTLSCloseNotifyEOF = "wss: an EOF after a TLS close_notify in the middle of the handshake response is not reported (dial.go limitConn.firstErr sees only the socket)"
-
-// skipKnownBug skips f on path p when it is a known transport bug there.
-func (f hsFault) skipKnownBug(t *testing.T, p connPath) {
-	if p.tls && f.tlsKnownBug != "" && os.Getenv("WSCLIENT_KNOWN_BUGS") == "" {
-		t.Skipf("known transport bug: %s (WSCLIENT_KNOWN_BUGS=1 runs it)", f.tlsKnownBug)
-	}
 }
 
 // checkErr checks Disconnect.Err against want and check.
@@ -262,13 +242,13 @@ var hsRetryFaults = []hsFault{
 	},
 	{
 		// As above: the partial line reaches the header parser before the EOF.
-		name:        "hangs up in the middle of a header name",
-		tlsKnownBug: knownBugTLSCloseNotifyEOF,
+		name: "hangs up in the middle of a header name",
 		write: func(_ *http.Request, w *bufio.Writer) {
 			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnec")
 		},
 		hangUp: true,
-		want:   []string{"EOF"},
+		// Over wss the EOF comes from TLS (close_notify), above the socket.
+		want: []string{"the server closed the connection during the handshake (EOF)"},
 	},
 	{
 		name:   "hangs up without a byte",
@@ -316,7 +296,6 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p connPath) {
 		for _, f := range hsRetryFaults {
 			t.Run(f.name, func(t *testing.T) {
-				f.skipKnownBug(t, p)
 				srv := newHSServer(t, p, faults, f)
 				rec := newRecorder()
 				c, viaProxy := hsClient(t, p, srv.Server, rec, hsOptionsFor(p))

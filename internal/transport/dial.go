@@ -68,6 +68,10 @@ type dialer struct {
 	hctx   context.Context
 	phase  phase
 	lim    *limitConn
+	// resp is what the HTTP parser reads (TLS or a tunnel over lim, or lim
+	// itself): its first error, since a TLS close_notify ends the stream
+	// with EOF above the socket, which itself never reports one.
+	resp *errRecorder
 
 	certRequested atomic.Bool // the server asked for a client certificate
 }
@@ -176,7 +180,8 @@ func (d *dialer) dial(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	d.phase = phaseAwait
-	br := bufio.NewReaderSize(conn, readBufferSize)
+	d.resp = &errRecorder{r: conn}
+	br := bufio.NewReaderSize(d.resp, readBufferSize)
 	if _, err := br.Peek(1); err != nil {
 		return nil, err
 	}
@@ -243,7 +248,11 @@ func (d *dialer) error(ctx context.Context, err error) error {
 	if d.hctx != nil && errors.Is(context.Cause(d.hctx), errHandshakeTimeout) || d.cfg.HandshakeTimeout > 0 && (isTimeout(err) || isTimeout(readErr)) {
 		return fmt.Errorf("wsclient: handshake with %s timed out after %v: %w", d.target, d.cfg.HandshakeTimeout, err)
 	}
-	if errors.Is(readErr, io.EOF) || errors.Is(err, io.EOF) {
+	var respErr error
+	if d.resp != nil {
+		respErr = d.resp.err
+	}
+	if errors.Is(readErr, io.EOF) || errors.Is(respErr, io.EOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("wsclient: dial %s: the server closed the connection during the handshake (EOF): %w", d.target, err)
 	}
 	return fmt.Errorf("wsclient: dial %s: %w", d.target, err)
@@ -295,4 +304,19 @@ func (c *limitConn) firstErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
+}
+
+// errRecorder notes the first error of the reader under the handshake's
+// bufio.Reader. Only the dialing goroutine reads it and err.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
