@@ -113,9 +113,15 @@ func (s *Server) serve(tcp net.Conn) {
 	if !s.sleep(ans.Delay) {
 		return
 	}
+	if ans.Raw != nil {
+		ans.Raw(seen, &rawWriter{tcp: tcp, w: nc, timeout: s.timeout})
+	}
 	if ans.Stall {
 		_, _ = io.Copy(io.Discard, br) // until the client or Close ends it
 		return
+	}
+	if ans.Raw != nil {
+		return // hang up
 	}
 	if ans.Status != 0 && ans.Status != http.StatusSwitchingProtocols {
 		writeAnswer(nc, ans.Status, ans.Header, ans.Body)
@@ -133,7 +139,7 @@ func (s *Server) serve(tcp net.Conn) {
 	h := http.Header{}
 	h.Set("Upgrade", "websocket")
 	h.Set("Connection", "Upgrade")
-	h.Set("Sec-WebSocket-Accept", acceptKey(key))
+	h.Set("Sec-WebSocket-Accept", AcceptKey(key))
 	if p := pickSubprotocol(req.Header, s.opts.Subprotocols); p != "" {
 		h.Set("Sec-WebSocket-Protocol", p)
 	}
@@ -207,10 +213,27 @@ func checkUpgrade(r *http.Request) (key string, status int, problem string) {
 	return keys[0], 0, ""
 }
 
-// acceptKey is the Sec-WebSocket-Accept for key (RFC 6455 1.3).
-func acceptKey(key string) string {
+// AcceptKey is the Sec-WebSocket-Accept that answers a Sec-WebSocket-Key
+// (RFC 6455 section 4.2.2): the base64 of the SHA-1 of the key and the
+// protocol's GUID. In a Response.Raw answer,
+// AcceptKey(r.Header.Get("Sec-WebSocket-Key")) is the valid value; the
+// AcceptKey of any other key is a wrong one.
+func AcceptKey(key string) string {
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// rawWriter is the w of Response.Raw: each Write goes to the socket, within
+// the wait timeout.
+type rawWriter struct {
+	tcp     net.Conn // for the deadline
+	w       io.Writer
+	timeout time.Duration
+}
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	_ = w.tcp.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.w.Write(p)
 }
 
 // hasToken reports whether a comma-separated header holds token.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -62,13 +63,29 @@ type Response struct {
 	Body   string
 	// Delay waits this long before answering: a slow server.
 	Delay time.Duration
-	// Stall reads the request and never answers: the socket stays open until
-	// the client gives up or the server closes.
+	// Stall reads the request and never answers (or answers only Raw's
+	// bytes): the socket stays open until the client gives up or the server
+	// closes.
 	Stall bool
 	// Drop upgrades the connection and closes the socket at once (FIN): the
 	// client sees an open connection lost immediately. It is not handed to
 	// NextConn.
 	Drop bool
+	// Raw, when set, writes the whole answer itself instead of an HTTP
+	// response, to test a client against a broken server: a status line or
+	// a header cut in the middle, a malformed header line, a 101 without
+	// Upgrade or with a wrong Sec-WebSocket-Accept (see AcceptKey), another
+	// protocol's greeting, garbage, a header line that never ends, nothing
+	// at all. It gets the request (for its Sec-WebSocket-Key) and writes
+	// anything to w; Status, Header, Body and Drop are ignored, Delay waits
+	// before it. Each Write goes to the socket at once (through TLS on
+	// wss), bounded by Options.WaitTimeout; writes fail once the client has
+	// hung up, or on Down or Close, and Raw must then return. When it
+	// returns the server hangs up (FIN, after a TLS close_notify on wss),
+	// or with Stall keeps the socket open, reading, until the client gives
+	// up or the server closes. The connection is never upgraded. Raw runs
+	// on the connection's goroutine.
+	Raw func(r *http.Request, w io.Writer)
 }
 
 // Stats are a Server's counters; Wait waits for a condition on them.
