@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/rawws"
 	"github.com/ff42ae21/wsclient/internal/testproxy"
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -55,8 +54,8 @@ func newConnectProxy(t *testing.T, hosts map[string]string) *connectProxy {
 func (p *connectProxy) url(user, pass string) *url.URL { return p.URL(user, pass) }
 
 func TestProxyHTTPConnectWS(t *testing.T) {
-	srv := newTestServer(t, serverConfig{})
-	px := newConnectProxy(t, map[string]string{"echo.test:80": srv.addr()})
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	px := newConnectProxy(t, map[string]string{"echo.test:80": srv.Addr()})
 	rec := newRecorder()
 	remote := make(chan net.Addr, 1)
 	rec.onConnect = func(c *Conn) error { remote <- c.RemoteAddr(); return nil }
@@ -72,35 +71,39 @@ func TestProxyHTTPConnectWS(t *testing.T) {
 	assert.Equal(t, "through the proxy", string(rec.next(t, "frame").frame.Data))
 }
 
+// The target is localhost, the name (besides 127.0.0.1) of wstest's
+// certificate; only the proxy resolves it (Hosts), the client sends it to the
+// proxy in CONNECT and as its TLS server name.
 func TestProxyHTTPConnectWSSVerifiesTheTarget(t *testing.T) {
-	ca := newTestCA(t, "proxy test CA")
-	srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
-	px := newConnectProxy(t, map[string]string{"echo.test:443": srv.addr()})
+	srv := wstest.Start(t, &wstest.Options{TLS: true, Echo: true})
+	px := newConnectProxy(t, map[string]string{"localhost:443": srv.Addr()})
 	px.user, px.pass = "alice", "s3cret"
 
 	rec := newRecorder()
 	o := testOptions()
-	o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+	o.TLSConfig = &tls.Config{RootCAs: srv.CertPool()}
 	o.Proxy = http.ProxyURL(px.url("alice", "s3cret"))
-	c := mustNew(t, "wss://echo.test/", rec, o)
+	c := mustNew(t, "wss://localhost/", rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
-	assert.Equal(t, "echo.test:443", <-px.Seen())
-	req := srv.request(t)
+	assert.Equal(t, "localhost:443", <-px.Seen())
+	reqs := srv.Requests()
+	require.Len(t, reqs, 1)
+	req := reqs[0]
 	require.NotNil(t, req.TLS)
-	assert.Equal(t, "echo.test", req.TLS.ServerName, "TLS runs end to end with the target, through the tunnel")
+	assert.Equal(t, "localhost", req.TLS.ServerName, "TLS runs end to end with the target, through the tunnel")
 	require.NoError(t, c.Send(ctxTimeout(t, 5*time.Second), BinaryFrame([]byte{1, 2, 3})))
 	assert.Equal(t, []byte{1, 2, 3}, rec.next(t, "frame").frame.Data)
 }
 
 func TestProxyRefusalIsReportedAndRetried(t *testing.T) {
-	srv := newTestServer(t, serverConfig{})
+	srv := wstest.Start(t, nil)
 	px := newConnectProxy(t, nil)
 	px.user, px.pass = "alice", "s3cret"
 	rec := newRecorder()
 	o := testOptions()
 	o.Proxy = http.ProxyURL(px.url("alice", "wrong"))
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	for i := 1; i <= 2; i++ {
 		d := rec.next(t, "disconnect").disc
@@ -116,7 +119,7 @@ func TestProxyRefusalIsReportedAndRetried(t *testing.T) {
 		assert.False(t, d.Suggested.IsStop())
 		assert.Equal(t, i, d.Attempt)
 	}
-	assert.Zero(t, srv.conns.Load())
+	assert.Zero(t, srv.Stats().Requests)
 }
 
 func TestProxyDefaultIsFromEnvironment(t *testing.T) {
@@ -124,40 +127,50 @@ func TestProxyDefaultIsFromEnvironment(t *testing.T) {
 	assert.Equal(t, reflect.ValueOf(http.ProxyFromEnvironment).Pointer(), reflect.ValueOf(c.opts.Proxy).Pointer())
 }
 
+// The server accepts only v2, the client's second offer: the client reports
+// the server's choice, not its own first offer.
 func TestSubprotocolOfferedAndChosen(t *testing.T) {
-	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{Subprotocols: []string{"v2", "v1"}}})
+	srv := wstest.Start(t, &wstest.Options{Subprotocols: []string{"v2"}})
 	rec := newRecorder()
 	chosen := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
 	o := testOptions()
 	o.Subprotocols = []string{"v1", "v2"}
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	assert.Equal(t, "v2", <-chosen)
-	assert.Equal(t, "v1, v2", srv.request(t).Header.Get("Sec-Websocket-Protocol"))
+	assert.Equal(t, "v1, v2", firstRequest(t, srv).Header.Get("Sec-Websocket-Protocol"))
 }
 
 func TestSubprotocolNoneChosenIsFine(t *testing.T) {
-	srv := newTestServer(t, serverConfig{})
+	srv := wstest.Start(t, nil)
 	rec := newRecorder()
 	chosen := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { chosen <- c.Subprotocol(); return nil }
 	o := testOptions()
 	o.Subprotocols = []string{"v1"}
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	assert.Equal(t, "", <-chosen)
 }
 
-// rawServer starts a rawws server whose 101 carries extra headers.
-func rawServer(t *testing.T, opts rawws.ServerOptions) *rawws.Server {
+// headerServer starts a wstest server whose every 101 carries h (replacing
+// the negotiated Sec-WebSocket-Protocol and Sec-WebSocket-Extensions).
+func headerServer(t *testing.T, h http.Header) *wstest.Server {
 	t.Helper()
-	srv, err := rawws.NewServerWith(opts, func(c *rawws.Conn) { c.ReadToEOF(5 * time.Second) })
-	require.NoError(t, err)
-	t.Cleanup(srv.Close)
-	return srv
+	return wstest.Start(t, &wstest.Options{Check: func(*http.Request) *wstest.Response {
+		return &wstest.Response{Header: h}
+	}})
+}
+
+// firstRequest is the first handshake request srv read.
+func firstRequest(t *testing.T, srv *wstest.Server) *http.Request {
+	t.Helper()
+	reqs := srv.Requests()
+	require.NotEmpty(t, reqs, "no handshake request")
+	return reqs[0]
 }
 
 func TestSubprotocolNotOfferedFailsHandshake(t *testing.T) {
@@ -166,7 +179,7 @@ func TestSubprotocolNotOfferedFailsHandshake(t *testing.T) {
 		offered []string
 	}{{"other offered", []string{"v1"}}, {"none offered", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := rawServer(t, rawws.ServerOptions{ResponseHeader: http.Header{"Sec-Websocket-Protocol": {"evil"}}})
+			srv := headerServer(t, http.Header{"Sec-Websocket-Protocol": {"evil"}})
 			rec := newRecorder()
 			o := testOptions()
 			o.Subprotocols = tc.offered
@@ -180,7 +193,7 @@ func TestSubprotocolNotOfferedFailsHandshake(t *testing.T) {
 			d := rec.next(t, "disconnect").disc
 			assert.True(t, d.Suggested.IsStop())
 			assert.False(t, d.Connected)
-			assert.Equal(t, 1, srv.Accepted())
+			assert.Equal(t, 1, srv.Stats().Requests)
 		})
 	}
 }
@@ -195,7 +208,7 @@ func TestExtensionNotOfferedFailsHandshake(t *testing.T) {
 		{"unknown extension", true, "x-webkit-deflate-frame"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := rawServer(t, rawws.ServerOptions{ResponseHeader: http.Header{"Sec-Websocket-Extensions": {tc.ext}}})
+			srv := headerServer(t, http.Header{"Sec-Websocket-Extensions": {tc.ext}})
 			rec := newRecorder()
 			rec.decide = func(Disconnect) Decision { return Stop() }
 			o := testOptions()
@@ -211,22 +224,23 @@ func TestExtensionNotOfferedFailsHandshake(t *testing.T) {
 }
 
 func TestCompressionEcho(t *testing.T) {
-	var counted byteCount
-	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true}, counted: &counted})
+	srv := wstest.Start(t, &wstest.Options{Compression: true, Echo: true})
 	rec := newRecorder()
 	ext := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
 	o := testOptions()
 	o.Compression = true
-	c := mustNew(t, srv.wsURL(), rec, o)
+	var counted byteCount // the wire, at the client's socket
+	o.NetDialContext = countingDial(&counted)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	assert.Contains(t, <-ext, "permessage-deflate")
-	assert.Contains(t, srv.request(t).Header.Get("Sec-Websocket-Extensions"), "client_no_context_takeover")
+	assert.Contains(t, firstRequest(t, srv).Header.Get("Sec-Websocket-Extensions"), "client_no_context_takeover")
 
 	ctx := ctxTimeout(t, 5*time.Second)
 	big := strings.Repeat("compress me, compress me well. ", 1<<15) // 1 MiB
-	read0, written0 := counted.read.Load(), counted.written.Load()
+	written0, read0 := counted.written.Load(), counted.read.Load()
 	require.NoError(t, c.Send(ctx, TextFrame(big)))
 	f := rec.next(t, "frame").frame
 	assert.Equal(t, Text, f.Type)
@@ -234,29 +248,29 @@ func TestCompressionEcho(t *testing.T) {
 	require.NoError(t, c.Send(ctx, BinaryFrame([]byte("small"))))
 	assert.Equal(t, "small", string(rec.next(t, "frame").frame.Data))
 	// 1 MiB each way went over the wire deflated.
-	up, down := counted.read.Load()-read0, counted.written.Load()-written0
+	up, down := counted.written.Load()-written0, counted.read.Load()-read0
 	t.Logf("1 MiB echoed with compression: %d bytes up, %d bytes down", up, down)
 	assert.Less(t, up, int64(64<<10))
 	assert.Less(t, down, int64(64<<10))
 }
 
 func TestCompressionOffByDefault(t *testing.T) {
-	srv := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true}})
+	srv := wstest.Start(t, &wstest.Options{Compression: true})
 	rec := newRecorder()
 	ext := make(chan string, 1)
 	rec.onConnect = func(c *Conn) error { ext <- c.Response().Header.Get("Sec-Websocket-Extensions"); return nil }
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	c := mustNew(t, srv.URL(), rec, testOptions())
 	startClient(t, c)
 	rec.next(t, "connect")
 	assert.Empty(t, <-ext)
-	assert.Empty(t, srv.request(t).Header.Values("Sec-Websocket-Extensions"))
+	assert.Empty(t, firstRequest(t, srv).Header.Values("Sec-Websocket-Extensions"))
 }
 
 func TestResponseHeadersInOnConnect(t *testing.T) {
-	srv := newTestServer(t, serverConfig{respHeader: http.Header{
+	srv := headerServer(t, http.Header{
 		"Set-Cookie": {"session=abc123; Path=/; HttpOnly"},
 		"X-Server":   {"test"},
-	}})
+	})
 	rec := newRecorder()
 	type seen struct {
 		cookies []*http.Cookie
@@ -269,7 +283,7 @@ func TestResponseHeadersInOnConnect(t *testing.T) {
 		got <- seen{r.Cookies(), r.Header.Get("X-Server"), r.StatusCode}
 		return nil
 	}
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	c := mustNew(t, srv.URL(), rec, testOptions())
 	startClient(t, c)
 	rec.next(t, "connect")
 	s := <-got
@@ -280,8 +294,19 @@ func TestResponseHeadersInOnConnect(t *testing.T) {
 	assert.Equal(t, "abc123", s.cookies[0].Value)
 }
 
-// silentListener accepts TCP connections and never sends a byte; with tlsConf
-// it completes the TLS handshake first and then says nothing.
+// countingDial is a NetDialContext that counts the bytes the client reads
+// from and writes to its sockets in n.
+func countingDial(n *byteCount) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: nc, n: n}, nil
+	}
+}
+
+// silentListener accepts TCP connections and never sends a byte.
 type silentListener struct {
 	ln       net.Listener
 	accepted atomic.Int32
@@ -290,7 +315,7 @@ type silentListener struct {
 	conns    []net.Conn
 }
 
-func newSilentListener(t *testing.T, tlsConf *tls.Config) *silentListener {
+func newSilentListener(t *testing.T) *silentListener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -310,10 +335,7 @@ func newSilentListener(t *testing.T, tlsConf *tls.Config) *silentListener {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if tlsConf != nil {
-					c = tls.Server(c, tlsConf)
-				}
-				io.Copy(io.Discard, c) // the TLS handshake, if any, runs on the first read
+				io.Copy(io.Discard, c)
 			}()
 		}
 	}()
@@ -332,27 +354,34 @@ func newSilentListener(t *testing.T, tlsConf *tls.Config) *silentListener {
 // TestHandshakeTimeoutBoundsEveryPhase: on every path (connPaths), a peer that
 // says nothing in one phase of the handshake (the proxy's answer, the TLS
 // handshake, the upgrade answer) makes each attempt end after HandshakeTimeout,
-// as a timeout that is retried: <path>/<phase>.
+// as a timeout that is retried: <path>/<phase>. The quiet proxy is a
+// silentListener; the server is wstest's, behind a blackhole (no TLS
+// handshake) or stalling every upgrade request.
 func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
 	for _, p := range connPaths {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			type phase struct {
 				name       string
-				serverTLS  *tls.Config // the silent server's; nil: no TLS handshake either
-				quietProxy bool        // the proxy is the one that says nothing
+				blackhole  bool // the server's network forwards nothing: no TLS handshake either
+				quietProxy bool // the proxy is the one that says nothing
 			}
 			var phases []phase
 			if p.proxy != nil {
 				phases = append(phases, phase{name: "no proxy answer", quietProxy: true})
 			}
 			if p.tls {
-				phases = append(phases, phase{name: "no TLS handshake"})
+				phases = append(phases, phase{name: "no TLS handshake", blackhole: true})
 			}
-			phases = append(phases, phase{name: "no upgrade answer", serverTLS: p.serverTLS(t)})
+			phases = append(phases, phase{name: "no upgrade answer"})
 			for _, ph := range phases {
 				t.Run(ph.name, func(t *testing.T) {
-					ln := newSilentListener(t, ph.serverTLS)
+					srv := hsStart(t, p, wstest.Options{Check: func(*http.Request) *wstest.Response {
+						return &wstest.Response{Stall: true}
+					}})
+					if ph.blackhole {
+						srv.Network().SetBlackhole(true)
+					}
 					const timeout = 100 * time.Millisecond
 					var mu sync.Mutex
 					var starts []time.Time
@@ -360,10 +389,13 @@ func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
 					rec := newRecorder()
 					o := testOptions()
 					o.HandshakeTimeout = timeout
-					target := ln.ln.Addr().String()
+					target := srv.Addr()
 					viaProxy := p.client(t, o, target)
+					if p.tls {
+						o.TLSConfig = srv.ClientTLSConfig()
+					}
 					if ph.quietProxy {
-						quiet := newSilentListener(t, nil)
+						quiet := newSilentListener(t)
 						u := &url.URL{Scheme: "http", Host: quiet.ln.Addr().String()}
 						if *p.proxy == testproxy.SOCKS5 {
 							u.Scheme = "socks5"
@@ -394,6 +426,9 @@ func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
 						assert.Equal(t, i, d.Attempt)
 					}
 					viaProxy(t)
+					if ph.blackhole || ph.quietProxy {
+						assert.Zero(t, srv.Stats().Requests, "no request reached the server")
+					}
 					mu.Lock()
 					defer mu.Unlock()
 					for _, d := range took[:2] {

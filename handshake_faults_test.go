@@ -4,23 +4,23 @@ package wsclient
 // without a valid Sec-WebSocket-Accept, hang up in the middle of the
 // handshake or of a frame. Each case checks: no panic, no hang (every wait is
 // bounded), a clear error in Disconnect.Err, and the policy's decision
-// (reconnect with backoff, or stop). The raw servers are internal/rawws; the
-// cuts in the middle of a frame also go through internal/faultproxy.
+// (reconnect with backoff, or stop). The servers are wstest's: the broken
+// answers are its raw ones (Response.Raw), the cuts in the middle of a frame
+// go through its fault proxy (Network.CutAfter) or are its Conn.Drop.
 //
-// The faults served by rawws run on every path (connPaths in
-// conformance_test.go: ws and wss, direct and through an HTTP CONNECT or SOCKS5
-// proxy), as <test>/<path>/<fault>. The paths run in parallel and each checks
-// its faults one after another (their 200 ms timeouts stay far from the
-// machine's load); the leak check covers the whole test.
+// The faults run on every path (connPaths in conformance_test.go: ws and wss,
+// direct and through an HTTP CONNECT or SOCKS5 proxy), as
+// <test>/<path>/<fault>. The paths run in parallel and each checks its faults
+// one after another (their 200 ms timeouts stay far from the machine's load);
+// the leak check covers the whole test.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -28,8 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/rawws"
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,29 +60,31 @@ func hsOptionsFor(p connPath) *Options {
 	return o
 }
 
-// hsAccept writes a valid 101 answer to req, plus extra header lines.
-func hsAccept(req *http.Request, w *bufio.Writer, extra ...string) {
-	fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
-		rawws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
-	for _, h := range extra {
-		w.WriteString(h + "\r\n")
-	}
-	w.WriteString("\r\n")
-}
-
 // hsFault is one way to botch the handshake.
 type hsFault struct {
 	name string
-	// write answers the upgrade request (or not).
-	write func(req *http.Request, w *bufio.Writer)
-	// hangUp closes the TCP connection right after write; otherwise the server
-	// keeps it open, reading, until the client closes it.
-	hangUp bool
+	// answer is the server's answer to a faulty attempt: raw bytes (hsStall,
+	// hsHangUp), or a 101 with a header the client did not ask for.
+	answer wstest.Response
 	// want are substrings of Disconnect.Err's message; "{scheme}" stands for
 	// the path's scheme (ws or wss), "{timeout}" for its HandshakeTimeout.
 	want []string
 	// check, when set, checks Disconnect.Err further.
 	check func(t *testing.T, err error)
+}
+
+// hsHangUp answers with the bytes of s, then closes the TCP connection (after
+// a close_notify with TLS).
+func hsHangUp(s string) wstest.Response {
+	return wstest.Response{Raw: func(_ *http.Request, w io.Writer) { _, _ = io.WriteString(w, s) }}
+}
+
+// hsStall answers with the bytes of s and keeps the connection open, reading,
+// until the client closes it.
+func hsStall(s string) wstest.Response {
+	r := hsHangUp(s)
+	r.Stall = true
+	return r
 }
 
 // checkErr checks Disconnect.Err against want and check.
@@ -99,49 +100,23 @@ func (f hsFault) checkErr(t *testing.T, p connPath, err error) {
 	}
 }
 
-// hsServeOK sends a text frame "ok", then echoes the client's close code.
-func hsServeOK(c *rawws.Conn) {
-	if c.WriteFrame(rawws.Text("ok")) != nil {
-		return
-	}
-	if code, _, _, err := c.ReadUntilClose(5 * time.Second); err == nil {
-		c.WriteFrame(rawws.CloseFrame(code, ""))
-	}
-}
-
-// hsServer answers the first faults connections with fault and the others
-// with a valid handshake followed by a text frame "ok"; it echoes the client's
-// close code. It speaks the path's scheme (TLS for wss).
-type hsServer struct {
-	*rawws.Server
-	n      atomic.Int32
-	faulty sync.Map // *http.Request -> struct{}
-}
-
-func newHSServer(t *testing.T, p connPath, faults int, f hsFault) *hsServer {
+// hsStart starts a wstest server that speaks the path's scheme (TLS for wss,
+// with certificates of its own), closed at the end of the test.
+func hsStart(t *testing.T, p connPath, opts wstest.Options) *wstest.Server {
 	t.Helper()
-	s := &hsServer{}
-	opts := rawws.ServerOptions{TLS: p.serverTLS(t), Handshake: func(req *http.Request, w *bufio.Writer) {
-		if int(s.n.Add(1)) > faults {
-			hsAccept(req, w)
-			return
-		}
-		s.faulty.Store(req, struct{}{})
-		f.write(req, w)
-	}}
-	srv, err := rawws.NewServerWith(opts, func(c *rawws.Conn) {
-		if _, bad := s.faulty.Load(c.Request()); bad {
-			if !f.hangUp {
-				c.ReadToEOF(5 * time.Second)
-			}
-			return
-		}
-		hsServeOK(c)
-	})
-	require.NoError(t, err)
-	s.Server = srv
-	t.Cleanup(srv.Close)
-	return s
+	opts.TLS = p.tls
+	return wstest.Start(t, &opts)
+}
+
+// newHSServer answers the first faults handshakes with answer and upgrades
+// the others.
+func newHSServer(t *testing.T, p connPath, faults int, answer wstest.Response) *wstest.Server {
+	t.Helper()
+	srv := hsStart(t, p, wstest.Options{})
+	for range faults {
+		srv.Enqueue(answer)
+	}
+	return srv
 }
 
 // hsNextData returns the next Text or Binary frame, skipping control frames.
@@ -161,99 +136,81 @@ func hsNextData(t *testing.T, r *recorder) recEvent {
 // hsRetryFaults are retried by the policy: three failures, then a valid server.
 var hsRetryFaults = []hsFault{
 	{
-		name:  "silent: accepts TCP, never answers",
-		write: func(*http.Request, *bufio.Writer) {},
-		want:  []string{"handshake with {scheme}://127.0.0.1", "timed out after {timeout}"},
+		name:   "silent: accepts TCP, never answers",
+		answer: wstest.Response{Stall: true},
+		want:   []string{"handshake with {scheme}://127.0.0.1", "timed out after {timeout}"},
 	},
 	{
-		name: "stalls in the middle of a header value",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upg")
-		},
-		want: []string{"timed out after {timeout}"},
+		name:   "stalls in the middle of a header value",
+		answer: hsStall("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upg"),
+		want:   []string{"timed out after {timeout}"},
 	},
 	{
 		// The partial line "Conn" is handed to the header parser when the
 		// deadline strikes (bufio.Reader.ReadLine returns buffered bytes
 		// before the error), so the cause shows as a malformed header.
-		name: "stalls in the middle of a header name",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConn")
-		},
-		want: []string{"timed out after {timeout}"},
+		name:   "stalls in the middle of a header name",
+		answer: hsStall("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConn"),
+		want:   []string{"timed out after {timeout}"},
 	},
 	{
-		name: "another protocol's greeting instead of HTTP",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("SSH-2.0-OpenSSH_9.2p1\r\n")
-		},
-		want: []string{"malformed HTTP", "SSH-2.0"},
+		name:   "another protocol's greeting instead of HTTP",
+		answer: hsStall("SSH-2.0-OpenSSH_9.2p1\r\n"),
+		want:   []string{"malformed HTTP", "SSH-2.0"},
 	},
 	{
 		name: "binary garbage, then hangs up",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			for i := range 512 {
-				w.WriteByte(byte(i*131 + 7))
+		answer: func() wstest.Response {
+			b := make([]byte, 512)
+			for i := range b {
+				b[i] = byte(i*131 + 7)
 			}
-		},
-		hangUp: true,
-		want:   []string{"wsclient: dial {scheme}://127.0.0.1"},
+			return hsHangUp(string(b))
+		}(),
+		want: []string{"wsclient: dial {scheme}://127.0.0.1"},
 	},
 	{
-		name: "101 with a malformed header line",
-		write: func(req *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n\r\n")
-		},
-		want: []string{"malformed MIME header"},
+		name:   "101 with a malformed header line",
+		answer: hsStall("HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n\r\n"),
+		want:   []string{"malformed MIME header"},
 	},
 	{
-		name: "101 without Sec-WebSocket-Accept",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		},
-		want:  []string{"HTTP 101", "Sec-WebSocket-Accept"},
-		check: hsIsHandshakeError(101),
+		name:   "101 without Sec-WebSocket-Accept",
+		answer: hsStall("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+		want:   []string{"HTTP 101", "Sec-WebSocket-Accept"},
+		check:  hsIsHandshakeError(101),
 	},
 	{
 		name: "101 with a wrong Sec-WebSocket-Accept",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-				rawws.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
-		},
+		answer: hsStall("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			wstest.AcceptKey("dGhlIHNhbXBsZSBub25jZQ==") + "\r\n\r\n"),
 		want:  []string{"HTTP 101", "Sec-WebSocket-Accept"},
 		check: hsIsHandshakeError(101),
 	},
 	{
 		name: "101 without Upgrade: websocket",
-		write: func(req *http.Request, w *bufio.Writer) {
+		answer: wstest.Response{Stall: true, Raw: func(req *http.Request, w io.Writer) {
 			fmt.Fprintf(w, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-				rawws.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
-		},
+				wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
+		}},
 		want:  []string{"HTTP 101", "Upgrade"},
 		check: hsIsHandshakeError(101),
 	},
 	{
-		name: "hangs up in the middle of the headers",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgr")
-		},
-		hangUp: true,
+		name:   "hangs up in the middle of the headers",
+		answer: hsHangUp("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgr"),
 		want:   []string{"unexpected EOF"},
 	},
 	{
 		// As above: the partial line reaches the header parser before the EOF.
-		name: "hangs up in the middle of a header name",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnec")
-		},
-		hangUp: true,
+		name:   "hangs up in the middle of a header name",
+		answer: hsHangUp("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnec"),
 		// Over wss the EOF comes from TLS (close_notify), above the socket.
 		want: []string{"the server closed the connection during the handshake (EOF)"},
 	},
 	{
 		name:   "hangs up without a byte",
-		write:  func(*http.Request, *bufio.Writer) {},
-		hangUp: true,
+		answer: hsHangUp(""),
 		want:   []string{"EOF"},
 	},
 }
@@ -270,11 +227,18 @@ func forEachPath(t *testing.T, fn func(t *testing.T, p connPath)) {
 	}
 }
 
-// hsClient is a client of srv over path p, with its proxy; the returned check
-// asserts, once it has connected, that it went through the proxy.
-func hsClient(t *testing.T, p connPath, srv *rawws.Server, h Handler, o *Options) (*Client, func(testing.TB)) {
+// hsClient is a client of srv over path p, with its proxy (connPath.client)
+// and, for wss, srv's CA; the returned check asserts, once it has connected,
+// that it went through the proxy.
+func hsClient(t *testing.T, p connPath, srv *wstest.Server, h Handler, o *Options) (*Client, func(testing.TB)) {
 	t.Helper()
 	viaProxy := p.client(t, o, srv.Addr())
+	if p.tls {
+		o.TLSConfig = srv.ClientTLSConfig()
+		// X25519 alone, as in connPath.serverTLS: the default hybrid key
+		// exchange costs a third more per handshake under the race detector.
+		o.TLSConfig.CurvePreferences = []tls.CurveID{tls.X25519}
+	}
 	return mustNew(t, srv.URL(), h, o), viaProxy
 }
 
@@ -287,6 +251,24 @@ func hsIsHandshakeError(status int) func(t *testing.T, err error) {
 	}
 }
 
+// hsServeOK takes the server's next connection, sends it a text message "ok"
+// and returns it.
+func hsServeOK(t *testing.T, srv *wstest.Server) *wstest.Conn {
+	t.Helper()
+	conn, err := srv.NextConn(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, conn.SendText("ok"))
+	return conn
+}
+
+// hsClosedNormally asserts that conn ended with the client's close 1000.
+func hsClosedNormally(t *testing.T, conn *wstest.Conn) {
+	t.Helper()
+	code, _, err := conn.WaitClosed(t.Context())
+	assert.NoError(t, err)
+	assert.Equal(t, int(CloseNormal), code, "the client's close frame")
+}
+
 // TestHandshakeFaultsRetried: each fault three times in a row, then the
 // server works. Each failure reaches OnDisconnect with a clear error, counts
 // as a consecutive attempt, is retried with the backoff's delay, and the
@@ -296,9 +278,9 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p connPath) {
 		for _, f := range hsRetryFaults {
 			t.Run(f.name, func(t *testing.T) {
-				srv := newHSServer(t, p, faults, f)
+				srv := newHSServer(t, p, faults, f.answer)
 				rec := newRecorder()
-				c, viaProxy := hsClient(t, p, srv.Server, rec, hsOptionsFor(p))
+				c, viaProxy := hsClient(t, p, srv, rec, hsOptionsFor(p))
 				wait := startClient(t, c)
 				for i := 1; i <= faults; i++ {
 					ev := rec.next(t, "disconnect", "connect")
@@ -317,10 +299,14 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 				ev := rec.next(t, "connect", "disconnect")
 				require.Equal(t, "connect", ev.kind, "the attempt after the faults connects: %v", ev.err)
 				assert.Equal(t, uint64(faults+1), ev.gen)
+				conn := hsServeOK(t, srv)
 				assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
 				require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
 				require.NoError(t, wait())
-				assert.Equal(t, faults+1, srv.Accepted())
+				hsClosedNormally(t, conn)
+				st := srv.Stats()
+				assert.Equal(t, faults+1, st.Requests)
+				assert.Equal(t, 1, st.Upgraded, "only the attempt after the faults")
 				assert.Zero(t, rec.overlaps.Load())
 				viaProxy(t)
 			})
@@ -331,19 +317,14 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 // hsStopFaults: answers the policy stops on, since retrying cannot help.
 var hsStopFaults = []hsFault{
 	{
-		name: "101 with a subprotocol that was not offered",
-		write: func(req *http.Request, w *bufio.Writer) {
-			hsAccept(req, w, "Sec-WebSocket-Protocol: not-offered")
-		},
-		want:  []string{"HTTP 101", "subprotocol", "not-offered"},
-		check: hsIsHandshakeError(101),
+		name:   "101 with a subprotocol that was not offered",
+		answer: wstest.Response{Header: http.Header{"Sec-Websocket-Protocol": {"not-offered"}}},
+		want:   []string{"HTTP 101", "subprotocol", "not-offered"},
+		check:  hsIsHandshakeError(101),
 	},
 	{
-		name: "200 OK: not a WebSocket endpoint",
-		write: func(_ *http.Request, w *bufio.Writer) {
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>")
-		},
-		hangUp: true,
+		name:   "200 OK: not a WebSocket endpoint",
+		answer: wstest.Response{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html></html>"},
 		want:   []string{"HTTP 200"},
 		check: func(t *testing.T, err error) {
 			var he *HandshakeError
@@ -360,11 +341,11 @@ func TestHandshakeFaultsStop(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p connPath) {
 		for _, f := range hsStopFaults {
 			t.Run(f.name, func(t *testing.T) {
-				srv := newHSServer(t, p, 100, f)
+				srv := newHSServer(t, p, 100, f.answer)
 				rec := newRecorder()
 				o := hsOptionsFor(p)
 				o.Subprotocols = []string{"chat"}
-				c, viaProxy := hsClient(t, p, srv.Server, rec, o)
+				c, viaProxy := hsClient(t, p, srv, rec, o)
 				wait := startClient(t, c)
 				d := rec.next(t, "disconnect").disc
 				assert.False(t, d.Connected)
@@ -373,7 +354,7 @@ func TestHandshakeFaultsStop(t *testing.T) {
 				f.checkErr(t, p, d.Err)
 				err := wait()
 				assert.Equal(t, d.Err, err, "Run returns the cause of the Stop")
-				assert.Equal(t, 1, srv.Accepted(), "no retry")
+				assert.Equal(t, 1, srv.Stats().Requests, "no retry")
 				viaProxy(t)
 				t.Logf("Run: %v", err)
 			})
@@ -386,12 +367,10 @@ func TestHandshakeFaultsStop(t *testing.T) {
 // same server cannot help, so the policy stops.
 func TestHandshakeFaultUnofferedExtension(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p connPath) {
-		srv := newHSServer(t, p, 100, hsFault{write: func(req *http.Request, w *bufio.Writer) {
-			hsAccept(req, w, "Sec-WebSocket-Extensions: x-webkit-deflate-frame")
-		}})
+		srv := newHSServer(t, p, 100, wstest.Response{Header: http.Header{"Sec-Websocket-Extensions": {"x-webkit-deflate-frame"}}})
 		rec := newRecorder()
 		rec.decide = func(Disconnect) Decision { return Stop() }
-		c, viaProxy := hsClient(t, p, srv.Server, rec, hsOptionsFor(p))
+		c, viaProxy := hsClient(t, p, srv, rec, hsOptionsFor(p))
 		wait := startClient(t, c)
 		ev := rec.next(t, "disconnect", "connect")
 		require.Equal(t, "disconnect", ev.kind, "a connection with an unoffered extension must not open")
@@ -413,21 +392,16 @@ func TestHandshakeFaultClosedMidFrame(t *testing.T) {
 
 func testHandshakeFaultClosedMidFrame(t *testing.T, p connPath) {
 	const faults = 3
-	var n atomic.Int32
-	frame := rawws.Text(strings.Repeat("x", 200)).Encode()
-	srv, err := rawws.NewServerWith(p.serverOptions(t, rawws.ServerOptions{}), func(c *rawws.Conn) {
-		if n.Add(1) <= faults {
-			c.WriteRaw(frame[:len(frame)/2])
-			return // closes TCP (after a close_notify with TLS) mid-frame
-		}
-		hsServeOK(c)
-	})
-	require.NoError(t, err)
-	t.Cleanup(srv.Close)
+	frame := wstest.Frame{Op: wstest.OpText, Fin: true, Payload: []byte(strings.Repeat("x", 200))}.Bytes()
+	srv := hsStart(t, p, wstest.Options{})
 	rec := newRecorder()
 	c, viaProxy := hsClient(t, p, srv, rec, hsOptionsFor(p))
 	wait := startClient(t, c)
 	for i := 1; i <= faults; i++ {
+		conn, err := srv.NextConn(t.Context())
+		require.NoError(t, err)
+		require.NoError(t, conn.WriteRaw(frame[:len(frame)/2]))
+		conn.Drop() // closes TCP mid-frame
 		ev := rec.next(t, "connect", "frame", "disconnect")
 		require.Equal(t, "connect", ev.kind)
 		require.Equal(t, uint64(i), ev.gen)
@@ -443,9 +417,11 @@ func testHandshakeFaultClosedMidFrame(t *testing.T, p connPath) {
 			t.Logf("Disconnect.Err: %v", d.Err)
 		}
 	}
+	conn := hsServeOK(t, srv)
 	assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
 	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
 	require.NoError(t, wait())
+	hsClosedNormally(t, conn)
 	viaProxy(t)
 }
 
@@ -459,16 +435,33 @@ func TestHandshakeFaultCutAfter(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i*7 + i>>8)
 	}
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
-		if ws.WriteMessage(websocket.BinaryMessage, big) != nil {
-			return
+	// The server sends big on every connection as it opens, then echoes.
+	served := make(chan struct{})
+	t.Cleanup(func() { <-served }) // after the server's Close (registered later, run first)
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	go func() {
+		defer close(served)
+		var sends sync.WaitGroup
+		defer sends.Wait()
+		for {
+			conn, err := srv.NextConn(context.Background())
+			if errors.Is(err, wstest.ErrServerClosed) {
+				return
+			}
+			if err != nil {
+				continue // no connection within the server's wait timeout
+			}
+			sends.Add(1)
+			go func() {
+				defer sends.Done()
+				_ = conn.SendBinary(big) // fails on a cut connection
+			}()
 		}
-		echo(ws)
-	}})
-	px := newFaultProxy(t, srv.addr())
+	}()
+	px := srv.Network()
 	px.CutAfter(60) // inside the 101 response (about 130 bytes)
 	rec := newRecorder()
-	c := mustNew(t, "ws://"+px.Addr()+"/", rec, hsOptions())
+	c := mustNew(t, srv.URL(), rec, hsOptions())
 	wait := startClient(t, c)
 
 	// next returns the next event, failing on a data frame: none may arrive
@@ -532,11 +525,15 @@ func TestHandshakeFaultEndlessHeader(t *testing.T) {
 }
 
 func testHandshakeFaultEndlessHeader(t *testing.T, p connPath) {
-	const total = 16 << 20
+	// What the server writes at most, if the client reads on: far more than
+	// the buffers between them hold.
+	const total = 64 << 20
 	var written atomic.Int64
 	chunk := bytes.Repeat([]byte("a"), 64<<10)
-	srv := newHSServer(t, p, 100, hsFault{write: func(_ *http.Request, w *bufio.Writer) {
-		w.WriteString("HTTP/1.1 101 Switching Protocols\r\nX-Junk: ")
+	srv := newHSServer(t, p, 100, wstest.Response{Stall: true, Raw: func(_ *http.Request, w io.Writer) {
+		if _, err := io.WriteString(w, "HTTP/1.1 101 Switching Protocols\r\nX-Junk: "); err != nil {
+			return
+		}
 		for written.Load() < total {
 			if _, err := w.Write(chunk); err != nil {
 				return
@@ -551,14 +548,8 @@ func testHandshakeFaultEndlessHeader(t *testing.T, p connPath) {
 	o.HandshakeTimeout = time.Second
 	var counted byteCount // what the client read from its socket
 	read := &counted.read
-	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &countingConn{Conn: nc, n: &counted}, nil
-	}
-	c, viaProxy := hsClient(t, p, srv.Server, h, o)
+	o.NetDialContext = countingDial(&counted)
+	c, viaProxy := hsClient(t, p, srv, h, o)
 	start := time.Now()
 	wait := startClient(t, c)
 	var d Disconnect
@@ -574,10 +565,12 @@ func testHandshakeFaultEndlessHeader(t *testing.T, p connPath) {
 	// The 1 MiB limit, plus the proxy's answer, TLS records and one read buffer.
 	assert.Less(t, read.Load(), int64(1<<20+64<<10), "the client read %d KiB of a header line", read.Load()>>10)
 	if p.proxy == nil {
-		// A 1 MiB limit plus the socket buffers of both ends stays well below
-		// 8 MiB. (Through a proxy, the proxy's own sockets take up to tens of
-		// MiB more as it reads ahead of the client.)
-		assert.Less(t, written.Load(), int64(8<<20), "the client kept reading a header line of %d MiB", written.Load()>>20)
+		// A 1 MiB limit plus the socket buffers of both ends and of wstest's
+		// fault proxy between them (its queue and its two sockets; 6 to 13
+		// MiB in all here) stays well below half of total. (Through a proxy,
+		// the proxy's own sockets take up to tens of MiB more as it reads
+		// ahead of the client.)
+		assert.Less(t, written.Load(), int64(total/2), "the client kept reading a header line of %d MiB", written.Load()>>20)
 	}
 	assert.NotContains(t, d.Err.Error(), "timed out", "the client waited for HandshakeTimeout instead of failing on the size")
 	assert.False(t, errors.Is(d.Err, context.DeadlineExceeded))
