@@ -1,8 +1,10 @@
 package wsclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"io"
 	"log"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/faultproxy"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -387,4 +390,188 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// nextConn is srv.NextConn for the test goroutine: the server's side of the
+// next connection, or the test fails.
+func nextConn(t *testing.T, srv *wstest.Server) *wstest.Conn {
+	t.Helper()
+	c, err := srv.NextConn(t.Context())
+	require.NoError(t, err)
+	return c
+}
+
+// wireTap is an Options.NetDialContext that counts the sockets the client
+// dialed and those it still holds open, and the bytes it read and wrote on
+// them. With record set it also keeps what the client wrote on each socket
+// (its first recordLimit bytes), for what a wstest.Conn does not show: the
+// client's pongs, its TLS ClientHello.
+type wireTap struct {
+	record       bool
+	dialed, open atomic.Int64
+	bytes        byteCount
+	mu           sync.Mutex
+	conns        []*tapConn
+}
+
+const recordLimit = 1 << 20
+
+func (w *wireTap) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	w.dialed.Add(1)
+	w.open.Add(1)
+	tc := &tapConn{Conn: nc, w: w}
+	w.mu.Lock()
+	w.conns = append(w.conns, tc)
+	w.mu.Unlock()
+	return tc, nil
+}
+
+// written is what the client wrote on its i-th socket (from 0) so far.
+func (w *wireTap) written(i int) []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i >= len(w.conns) {
+		return nil
+	}
+	tc := w.conns[i]
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return bytes.Clone(tc.out)
+}
+
+// tapFrame is a frame the client wrote, unmasked.
+type tapFrame struct {
+	op      byte
+	payload []byte
+}
+
+// frames parses what the client wrote on its i-th socket (a ws one) after
+// the handshake request: every complete frame so far.
+func (w *wireTap) frames(i int) []tapFrame {
+	b := w.written(i)
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil
+	}
+	b = b[end+4:]
+	var out []tapFrame
+	for len(b) >= 2 {
+		op, n, h := b[0]&0x0f, uint64(b[1]&0x7f), 2
+		switch n {
+		case 126:
+			if len(b) < 4 {
+				return out
+			}
+			n, h = uint64(b[2])<<8|uint64(b[3]), 4
+		case 127:
+			if len(b) < 10 {
+				return out
+			}
+			n, h = 0, 10
+			for _, x := range b[2:10] {
+				n = n<<8 | uint64(x)
+			}
+		}
+		var key []byte
+		if b[1]&0x80 != 0 {
+			if len(b) < h+4 {
+				return out
+			}
+			key, h = b[h:h+4], h+4
+		}
+		if uint64(len(b)-h) < n {
+			return out
+		}
+		p := bytes.Clone(b[h : h+int(n)])
+		for j := range p {
+			if key != nil {
+				p[j] ^= key[j%4]
+			}
+		}
+		out = append(out, tapFrame{op: op, payload: p})
+		b = b[h+int(n):]
+	}
+	return out
+}
+
+// waitFrame waits until the client wrote a frame of opcode op with payload
+// on its i-th socket.
+func (w *wireTap) waitFrame(t *testing.T, i int, op byte, payload string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, f := range w.frames(i) {
+			if f.op == op && string(f.payload) == payload {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, time.Millisecond, "the client writes a frame of opcode %d with %q", op, payload)
+}
+
+// offeredALPN replays the TLS ClientHello the client wrote on its i-th
+// socket to a throwaway tls.Server and returns the application protocols
+// (ALPN) it offered.
+func (w *wireTap) offeredALPN(t *testing.T, i int) []string {
+	t.Helper()
+	var protos []string
+	seen := false
+	stop := errors.New("ClientHello read")
+	srv := tls.Server(&replayConn{r: bytes.NewReader(w.written(i))}, &tls.Config{
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			protos, seen = h.SupportedProtos, true
+			return nil, stop
+		},
+	})
+	_ = srv.Handshake()
+	require.True(t, seen, "no ClientHello on socket %d", i)
+	return protos
+}
+
+// replayConn reads recorded bytes and discards what is written.
+type replayConn struct{ r *bytes.Reader }
+
+func (c *replayConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *replayConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *replayConn) Close() error                     { return nil }
+func (c *replayConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *replayConn) SetDeadline(time.Time) error      { return nil }
+func (c *replayConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }
+
+// tapConn is one socket of a wireTap.
+type tapConn struct {
+	net.Conn
+	w      *wireTap
+	closed sync.Once
+	mu     sync.Mutex
+	out    []byte
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.w.bytes.read.Add(int64(n))
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.w.bytes.written.Add(int64(n))
+	if c.w.record {
+		c.mu.Lock()
+		if room := recordLimit - len(c.out); room > 0 {
+			c.out = append(c.out, p[:min(n, room)]...)
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *tapConn) Close() error {
+	c.closed.Do(func() { c.w.open.Add(-1) })
+	return c.Conn.Close()
 }
