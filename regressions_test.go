@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,29 +19,42 @@ import (
 // ends the connection, so the cause is a write error, not the handler's close,
 // and the policy reconnects instead of stopping.
 func TestConnCloseDuringLargeSendKeepsCloseCause(t *testing.T) {
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		time.Sleep(300 * time.Millisecond) // do not read: the client's Send blocks mid-message
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}})
+	srv := wstest.Start(t, nil)
+	tap := &wireTap{} // how far the client's Send got
 	rec := newRecorder()
 	conns := make(chan *Conn, 4)
 	rec.onConnect = func(c *Conn) error { conns <- c; return nil }
 	rec.decide = func(d Disconnect) Decision { return Stop() }
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	o := testOptions()
+	o.NetDialContext = tap.dial
+	c := mustNew(t, srv.URL(), rec, o)
 	wait := startClient(t, c)
-	conn := <-conns
+	var conn *Conn
+	select {
+	case conn = <-conns:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection")
+	}
+	// A slow path: the 32 MiB Send stays in the middle of its message (the
+	// server did not read, before).
+	srv.Network().SetBandwidth(256 << 10)
+	before := tap.bytes.written.Load()
 	sendDone := make(chan error, 1)
+	ctx := ctxTimeout(t, 5*time.Second)
 	go func() {
-		sendDone <- c.Send(ctxTimeout(t, 5*time.Second), Frame{Type: Binary, Data: make([]byte, 32<<20)})
+		sendDone <- c.Send(ctx, Frame{Type: Binary, Data: make([]byte, 32<<20)})
 	}()
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return tap.bytes.written.Load() > before+1<<20 }, 5*time.Second, time.Millisecond,
+		"the Send wrote its first MiB")
+	select {
+	case err := <-sendDone:
+		t.Fatalf("the 32 MiB Send returned (%v) before the close: not mid-message", err)
+	default:
+	}
 	if err := conn.Close(CloseNormal, "bye"); err != nil {
 		t.Fatal(err)
 	}
+	srv.Network().SetBandwidth(0) // the server reads it all now, and answers the close
 	ev := rec.next(t, "disconnect")
 	<-sendDone
 	var ce *CloseError
@@ -60,46 +73,29 @@ func TestConnCloseDuringLargeSendKeepsCloseCause(t *testing.T) {
 // the outbox, and Send stays blocked past its ctx until a later connection or
 // the end of Run.
 func TestOutboxSendReturnsAtCtxAfterRequeue(t *testing.T) {
-	srv := newTestServer(t, serverConfig{
-		before: func(w http.ResponseWriter, r *http.Request, n int) bool {
-			if n > 1 {
-				w.WriteHeader(503)
-				return false
-			}
-			return true
-		},
-		serve: func(ws *websocket.Conn, n int) { time.Sleep(1500 * time.Millisecond) }, // never reads
-	})
+	srv := wstest.Start(t, &wstest.Options{Check: func(*http.Request) *wstest.Response {
+		return &wstest.Response{Status: http.StatusServiceUnavailable}
+	}})
+	srv.Enqueue(wstest.Response{}) // the first attempt is upgraded, every later one gets a 503
+	// A slow path: the first connection takes the 32 MiB frame far slower than
+	// WriteTimeout allows (the server did not read, before).
+	srv.Network().SetBandwidth(64 << 10)
 	o := testOptions()
 	o.OutboxSize = 10
 	o.WriteTimeout = 300 * time.Millisecond
 	rec := newRecorder()
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
+	outbox := func() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.outbox) }
 
 	bigDone := make(chan error, 1)
+	bigCtx, smallCtx := ctxTimeout(t, 5*time.Second), ctxTimeout(t, 150*time.Millisecond)
 	go func() {
-		bigDone <- c.Send(ctxTimeout(t, 5*time.Second), Frame{Type: Binary, Data: make([]byte, 32<<20)})
+		bigDone <- c.Send(bigCtx, Frame{Type: Binary, Data: make([]byte, 32<<20)})
 	}()
-	for {
-		c.mu.Lock()
-		n := len(c.outbox)
-		c.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return outbox() == 1 }, 5*time.Second, time.Millisecond)
 	smallDone := make(chan error, 1)
-	go func() { smallDone <- c.Send(ctxTimeout(t, 150*time.Millisecond), TextFrame("small")) }()
-	for {
-		c.mu.Lock()
-		n := len(c.outbox)
-		c.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	go func() { smallDone <- c.Send(smallCtx, TextFrame("small")) }()
+	require.Eventually(t, func() bool { return outbox() == 2 }, 5*time.Second, time.Millisecond)
 	startClient(t, c)
 	select {
 	case err := <-smallDone:
@@ -121,15 +117,7 @@ func TestOutboxSendReturnsAtCtxAfterRequeue(t *testing.T) {
 // second close frame; gorilla's ErrCloseSent then ends the connection with a
 // "write close" error, so the 1008 (stop) is lost and the client reconnects.
 func TestConnCloseRacingServerClose(t *testing.T) {
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		_ = ws.WriteMessage(websocket.TextMessage, []byte("now"))
-		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(ClosePolicyViolation, "no"))
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}})
+	srv := wstest.Start(t, nil)
 	rec := newRecorder()
 	kick := make(chan *Conn)
 	stop := make(chan struct{})
@@ -159,10 +147,15 @@ func TestConnCloseRacingServerClose(t *testing.T) {
 		}
 		return ReconnectAfter(0)
 	}
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	c := mustNew(t, srv.URL(), rec, testOptions())
 	startClient(t, c)
 	bad := 0
 	for i := 0; i < rounds; i++ {
+		// Each connection: a message, then the server's close 1008 right
+		// behind it, while the handler's Conn.Close races it.
+		sc := nextConn(t, srv)
+		require.NoError(t, sc.SendText("now"))
+		_ = sc.Close(ClosePolicyViolation, "no") // fails if the client's close was first, and answered
 		ev := rec.next(t, "disconnect")
 		var ce *CloseError
 		if !errors.As(ev.disc.Err, &ce) {
@@ -180,14 +173,7 @@ func TestConnCloseRacingServerClose(t *testing.T) {
 // abort case to nil, so while the reader is held in HandleFrame the owner loop
 // spins on the closed channel, burning a core.
 func TestAbortDoesNotSpinOwnerLoop(t *testing.T) {
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		_ = ws.WriteMessage(websocket.TextMessage, []byte("block"))
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}})
+	srv := wstest.Start(t, nil)
 	rec := newRecorder()
 	inFrame := make(chan struct{}, 1)
 	rec.onFrame = func(c *Conn, f Frame) error {
@@ -195,9 +181,14 @@ func TestAbortDoesNotSpinOwnerLoop(t *testing.T) {
 		time.Sleep(time.Second)
 		return nil
 	}
-	c := mustNew(t, srv.wsURL(), rec, testOptions())
+	c := mustNew(t, srv.URL(), rec, testOptions())
 	wait := startClient(t, c)
-	<-inFrame
+	require.NoError(t, nextConn(t, srv).SendText("block"))
+	select {
+	case <-inFrame:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frame")
+	}
 	before := cpuTime()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -224,20 +215,12 @@ func cpuTime() time.Duration {
 // nothing of its frame had been written; it now reports ErrClosed (or queues
 // the frame), like every other Send that Close overtakes.
 func TestSendRacingClientClose(t *testing.T) {
-	// The server reads and drops (no echoes to fill the recorder).
-	drop := func(ws *websocket.Conn, n int) {
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}
+	srv := wstest.Start(t, nil) // reads (no echoes to fill the recorder)
 	for round := 0; round < 40; round++ {
-		srv := newTestServer(t, serverConfig{serve: drop})
 		rec := newRecorder()
 		o := testOptions()
 		o.OutboxSize = 4
-		c := mustNew(t, srv.wsURL(), rec, o)
+		c := mustNew(t, srv.URL(), rec, o)
 		wait := startClient(t, c)
 		rec.next(t, "connect")
 
