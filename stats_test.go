@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/transport"
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,28 +20,14 @@ import (
 // TestStatsCountWhatTheServerSaw: the counters match what a real server
 // received and sent, and the disconnect fields tell the last cause.
 func TestStatsCountWhatTheServerSaw(t *testing.T) {
-	var srvMsgs, srvBytes atomic.Int64
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) {
-		for {
-			mt, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			srvMsgs.Add(1)
-			srvBytes.Add(int64(len(data)))
-			if string(data) == "bye" {
-				_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseServiceRestart, ""), time.Now().Add(time.Second))
-				return
-			}
-			_ = ws.WriteMessage(mt, data)
-		}
-	}})
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	rec := newRecorder()
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = 20*time.Millisecond, time.Second
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
+	sc := nextConn(t, srv)
 	ctx := ctxTimeout(t, 5*time.Second)
 	sizes := []int{1, 100, 5000, 70000}
 	total := 0
@@ -58,8 +43,12 @@ func TestStatsCountWhatTheServerSaw(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Generation)
 	assert.Equal(t, uint64(len(sizes)), s.Sent.Messages())
 	assert.Equal(t, uint64(total), s.Sent.Bytes())
-	assert.Equal(t, srvMsgs.Load(), int64(s.Sent.Messages()), "what the server received")
-	assert.Equal(t, srvBytes.Load(), int64(s.Sent.Bytes()))
+	srvBytes := 0
+	for _, m := range sc.Received() {
+		srvBytes += len(m.Data)
+	}
+	assert.Equal(t, len(sc.Received()), int(s.Sent.Messages()), "what the server received")
+	assert.Equal(t, srvBytes, int(s.Sent.Bytes()))
 	assert.Equal(t, uint64(len(sizes)), s.Received.Messages())
 	assert.Equal(t, uint64(total), s.Received.Bytes())
 	assert.Positive(t, s.PingsSent)
@@ -69,7 +58,11 @@ func TestStatsCountWhatTheServerSaw(t *testing.T) {
 	assert.Equal(t, uint64(len(sizes)), s.Sent.BinaryMessages)
 	assert.Zero(t, s.Sent.TextMessages)
 
+	sc.SetEcho(false)
 	require.NoError(t, c.Send(ctx, TextFrame("bye")))
+	require.NoError(t, srv.Wait(ctx, func(wstest.Stats) bool { return len(sc.Received()) == len(sizes)+1 }))
+	require.Equal(t, "bye", string(sc.Received()[len(sizes)].Data))
+	require.NoError(t, sc.Close(CloseServiceRestart, ""))
 	d := rec.next(t, "disconnect").disc
 	s = c.Stats()
 	assert.Equal(t, uint64(1), s.Disconnects)
@@ -207,23 +200,25 @@ func TestStateChangeCarriesUptimeAndDelay(t *testing.T) {
 // connection (to the proxy when there is one); the proxy tunnel and TLS run
 // on top of it.
 func TestNetDialContextCarriesProxyAndTLS(t *testing.T) {
-	ca := newTestCA(t, "dialer CA")
-	srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "echo.test")}}})
-	px := newConnectProxy(t, map[string]string{"echo.test:443": srv.addr()})
+	// The proxy resolves localhost, a name on wstest's certificate: the
+	// client verifies it by the URL's host name.
+	srv := wstest.Start(t, &wstest.Options{TLS: true, Echo: true})
+	px := newConnectProxy(t, map[string]string{"localhost:443": srv.Addr()})
 	dialed := make(chan string, 10)
 	rec := newRecorder()
 	o := testOptions()
-	o.TLSConfig = &tls.Config{RootCAs: ca.pool}
+	o.TLSConfig = &tls.Config{RootCAs: srv.CertPool()}
 	o.Proxy = http.ProxyURL(px.url("", ""))
 	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dialed <- addr
 		return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}).DialContext(ctx, network, addr)
 	}
-	c := mustNew(t, "wss://echo.test/", rec, o)
+	c := mustNew(t, "wss://localhost/", rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	assert.Equal(t, px.ln.Addr().String(), <-dialed, "the custom dialer reaches the proxy")
-	assert.Equal(t, "echo.test:443", <-px.seen, "the tunnel runs on top of it")
+	assert.Equal(t, "localhost:443", <-px.seen, "the tunnel runs on top of it")
+	assert.Equal(t, "localhost", srv.Requests()[0].TLS.ServerName, "TLS runs on top of the tunnel, for the URL's host")
 	echoThrough(t, c, rec, TextFrame("through a custom dialer"))
 }
 
