@@ -36,7 +36,9 @@ func TestStatsCountWhatTheServerSaw(t *testing.T) {
 		total += n
 		rec.next(t, "frame")
 	}
-	require.Eventually(t, func() bool { return c.Stats().RTT > 0 }, 5*time.Second, time.Millisecond, "a ping was answered")
+	// PingsSent counts a ping once Ping returned: its pong can be in first.
+	require.Eventually(t, func() bool { s := c.Stats(); return s.RTT > 0 && s.PingsSent > 0 }, 5*time.Second, time.Millisecond,
+		"a ping was sent and answered")
 	s := c.Stats()
 	assert.Equal(t, Open, s.State)
 	assert.Equal(t, uint64(1), s.Connects)
