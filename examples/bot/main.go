@@ -144,12 +144,12 @@ func run(url string, dropEvery, duration time.Duration) error {
 		defer cancel()
 	}
 	if url == "" {
-		srv, err := echo.Start("127.0.0.1:0")
+		srv, err := echo.Start()
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		url = srv.URL
+		url = srv.URL()
 		go dropLoop(ctx, srv, dropEvery)
 	}
 

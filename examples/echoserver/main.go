@@ -16,12 +16,12 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	flag.Parse()
-	srv, err := echo.Start(*addr)
+	srv, err := echo.Listen(*addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "echoserver:", err)
 		os.Exit(1)
 	}
-	fmt.Println("echo server at", srv.URL)
+	fmt.Println("echo server at", srv.URL())
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt)
 	<-stop

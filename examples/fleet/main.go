@@ -100,12 +100,12 @@ func run(args []string, w io.Writer) int {
 		fmt.Fprintln(os.Stderr, "fleet: -clients and -duration must be positive, -down and -rate not negative")
 		return 2
 	}
-	srv, err := echo.Start("127.0.0.1:0")
+	srv, err := echo.Start()
 	if err != nil {
 		log.Print(err)
 		return 1
 	}
-	addr := srv.URL[len("ws://") : len(srv.URL)-1]
+	defer srv.Close()
 
 	opts := &wsclient.Options{
 		PingInterval: 5 * time.Second,
@@ -121,7 +121,7 @@ func run(args []string, w io.Writer) int {
 	clients := make([]*wsclient.Client, *n)
 	var wg sync.WaitGroup
 	for i := range clients {
-		c, err := wsclient.New(srv.URL, &member{id: i}, opts)
+		c, err := wsclient.New(srv.URL(), &member{id: i}, opts)
 		if err != nil {
 			log.Print(err)
 			return 1
@@ -140,15 +140,10 @@ func run(args []string, w io.Writer) int {
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintf(out, "-- server killed; back in %v on %s\n", *down, addr)
-		srv.Close()
+		fmt.Fprintf(out, "-- server killed; back in %v on %s\n", *down, srv.Addr())
+		srv.Down()        // every connection dropped, new ones refused
 		time.Sleep(*down) // the outage itself: the server is away
-		back, err := echo.Start(addr)
-		if err != nil {
-			log.Print(err)
-			return
-		}
-		srv = back
+		srv.Up()          // on the same address
 		fmt.Fprintln(out, "-- server back")
 	}()
 
@@ -165,7 +160,6 @@ func run(args []string, w io.Writer) int {
 	}
 	wg.Wait()
 	<-restarted
-	srv.Close()
 	return 0
 }
 

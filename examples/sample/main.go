@@ -206,12 +206,12 @@ func runMain(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *url == "" {
-		srv, err := echo.Start("127.0.0.1:0")
+		srv, err := echo.Start()
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		*url = srv.URL
+		*url = srv.URL()
 		fmt.Fprintln(out, "started a local echo server at", *url)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

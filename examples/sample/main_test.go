@@ -44,7 +44,7 @@ func lines(out, prefix string) []string {
 
 func startEcho(t *testing.T) *echo.Server {
 	t.Helper()
-	srv, err := echo.Start("127.0.0.1:0")
+	srv, err := echo.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestSampleReconnectKeepsState(t *testing.T) {
 	srv := startEcho(t)
 	srv.CloseOn("hello, this is message #3", wsclient.CloseGoingAway, "restart")
 	var out output
-	h, err := run(testContext(t), srv.URL, 10*time.Millisecond, &out)
+	h, err := run(testContext(t), srv.URL(), 10*time.Millisecond, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -134,7 +134,7 @@ func TestSampleStart(t *testing.T) {
 	srv := startEcho(t)
 	var out output
 	h := newSample(10*time.Millisecond, &out)
-	c, err := wsclient.New(srv.URL, withStart{h}, nil)
+	c, err := wsclient.New(srv.URL(), withStart{h}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestSampleStart(t *testing.T) {
 // retried and Run returns its error.
 func TestSampleOnce(t *testing.T) {
 	srv := startEcho(t)
-	url := srv.URL
+	url := srv.URL()
 	srv.Close() // nothing listens there now
 	var out output
 	if _, err := run(testContext(t), url, time.Millisecond, &out); err == nil {

@@ -1,29 +1,38 @@
-// Package echo is the small echo server the examples share.
+// Package echo is the echo server the examples share: a wstest.Server
+// (github.com/ff42ae21/wsclient/wstest) that sends every message back as it
+// came, text or binary, and accepts permessage-deflate. On top of wstest it
+// adds only what the examples show: CloseOn (a close frame from the server
+// at a known point of a conversation), Drop (a crash), and Listen on a
+// given address for a server that others dial.
+//
+// Like any wstest server it keeps what each connection received (for tests
+// to read): it is a server for trying the client, not a service.
 package echo
 
 import (
 	"context"
 	"errors"
-	"log"
+	"io"
 	"net"
-	"net/http"
 	"sync"
-	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 )
 
-// Server is an echo server on a loopback port. Drop cuts the live connections
-// and CloseOn closes one with a close frame (to show reconnects); Close stops it.
+// Server is an echo server on a loopback port. Its methods are safe for
+// concurrent use.
 type Server struct {
-	URL string
+	ws     *wstest.Server
+	relay  net.Listener // Listen's address, nil for the wstest server's own
+	url    string
+	ctx    context.Context // ends with Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines Close waits for
 
-	srv     *http.Server
-	ln      net.Listener
 	mu      sync.Mutex
-	live    map[*websocket.Conn]bool
-	closeOn *closeOn // the message to answer with a close frame, nil for none
-	wg      sync.WaitGroup
+	closeOn *closeOn              // the message to answer with a close frame, nil for none
+	relayed map[net.Conn]struct{} // the relay's sockets, both sides
+	closed  bool
 }
 
 // closeOn is what CloseOn arranged.
@@ -33,61 +42,96 @@ type closeOn struct {
 	reason string
 }
 
-var upgrader = websocket.Upgrader{
-	CheckOrigin:       func(*http.Request) bool { return true },
-	EnableCompression: true,
+// Start starts an echo server on 127.0.0.1, on a free port. The caller
+// must Close it.
+func Start() (*Server, error) {
+	ws, err := wstest.NewServer(&wstest.Options{Compression: true})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ws: ws, url: ws.URL(), relayed: map[net.Conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
 }
 
-// Start listens on addr ("127.0.0.1:0" for any free port) and serves in the background.
-func Start(addr string) (*Server, error) {
+// Listen starts an echo server that listens on addr ("127.0.0.1:8080"),
+// for clients in other processes. A wstest server always takes a free port
+// of its own, so Listen relays every connection made to addr to it. The
+// caller must Close it.
+func Listen(addr string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "ws://" + ln.Addr().String() + "/", ln: ln, live: map[*websocket.Conn]bool{}}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	s, err := Start()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.relay, s.url = ln, "ws://"+ln.Addr().String()+"/"
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Printf("echo server: %v", err)
-		}
-	}()
+	go s.serveRelay()
 	return s, nil
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	ws, err := upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	s.live[ws] = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.live, ws)
-		s.mu.Unlock()
-		ws.Close()
-	}()
+// URL is the address clients dial: "ws://127.0.0.1:port/". It stays the
+// same across Down and Up.
+func (s *Server) URL() string { return s.url }
+
+// Addr is the "host:port" of URL.
+func (s *Server) Addr() string { return s.url[len("ws://") : len(s.url)-1] }
+
+// accept starts the echo of every connection the server upgrades.
+func (s *Server) accept() {
+	defer s.wg.Done()
 	for {
-		mt, data, err := ws.ReadMessage()
-		if err != nil {
+		c, err := s.ws.NextConn(s.ctx)
+		switch {
+		case err == nil:
+			s.wg.Add(1)
+			go s.echo(c)
+		case errors.Is(err, wstest.ErrServerClosed) || s.ctx.Err() != nil:
 			return
 		}
-		if code, reason, ok := s.takeCloseOn(data); ok {
-			// A server-side close handshake: the client answers, and the next
-			// read returns its close frame.
-			msg := websocket.FormatCloseMessage(code, reason)
-			if err := ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+		// Otherwise Options.WaitTimeout passed without a new connection.
+	}
+}
+
+// echo sends back every message c receives, until c ends.
+func (s *Server) echo(c *wstest.Conn) {
+	defer s.wg.Done()
+	for {
+		m, err := c.ReadMessage(s.ctx)
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, wstest.ErrServerClosed) || ended(c) {
 				return
 			}
+			continue // Options.WaitTimeout passed on an idle connection
+		}
+		if code, reason, ok := s.takeCloseOn(m); ok {
+			// A close started by the server: the client answers, and the
+			// connection ends.
+			_ = c.Close(code, reason)
 			continue
 		}
-		if err := ws.WriteMessage(mt, data); err != nil {
-			return
+		// An error means that the connection has ended: the next read says so.
+		if m.Binary {
+			_ = c.SendBinary(m.Data)
+		} else {
+			_ = c.SendText(string(m.Data))
 		}
 	}
+}
+
+// ended reports whether c has ended. WaitClosed with a ctx that is already
+// done does not wait; a code of 0 means that c has not ended.
+func ended(c *wstest.Conn) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	code, _, _ := c.WaitClosed(ctx)
+	return code != 0
 }
 
 // CloseOn makes the server answer the next message equal to msg, on any
@@ -99,34 +143,109 @@ func (s *Server) CloseOn(msg string, code int, reason string) {
 	s.closeOn = &closeOn{msg: msg, code: code, reason: reason}
 }
 
-// takeCloseOn reports whether data is the message CloseOn is waiting for, and
+// takeCloseOn reports whether m is the message CloseOn is waiting for, and
 // if so clears it (it closes once) and returns the close to send.
-func (s *Server) takeCloseOn(data []byte) (code int, reason string, ok bool) {
+func (s *Server) takeCloseOn(m wstest.Message) (code int, reason string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.closeOn
-	if c == nil || c.msg != string(data) {
+	if c == nil || m.Binary || c.msg != string(m.Data) {
 		return 0, "", false
 	}
 	s.closeOn = nil
 	return c.code, c.reason, true
 }
 
-// Drop cuts every live connection without a close frame, as a crashing server would.
+// Drop cuts every open connection without a close frame, as a crashing
+// server would, and returns how many it cut. The server goes on accepting.
 func (s *Server) Drop() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ws := range s.live {
-		ws.NetConn().Close()
+	n := 0
+	for _, c := range s.ws.Conns() {
+		if !ended(c) {
+			c.Drop()
+			n++
+		}
 	}
-	return len(s.live)
+	return n
 }
 
-// Close stops the server and its connections.
+// Down makes the server look dead: it drops every connection and refuses
+// new ones until Up, on the same address.
+func (s *Server) Down() { s.ws.Down() }
+
+// Up accepts connections again after Down.
+func (s *Server) Up() { s.ws.Up() }
+
+// Close stops the server and its connections (no close frame), and waits
+// for every goroutine it started.
 func (s *Server) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.srv.Shutdown(ctx)
-	s.Drop()
+	s.mu.Lock()
+	s.closed = true
+	for nc := range s.relayed {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	if s.relay != nil {
+		s.relay.Close()
+	}
+	s.cancel()
+	s.ws.Close()
 	s.wg.Wait()
+}
+
+// serveRelay relays every connection made to Listen's address.
+func (s *Server) serveRelay() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.relay.Accept()
+		if err != nil {
+			return // closed
+		}
+		s.wg.Add(1)
+		go s.forward(nc)
+	}
+}
+
+// forward copies between nc and a connection to the wstest server, both
+// ways, until both ends are closed.
+func (s *Server) forward(nc net.Conn) {
+	defer s.wg.Done()
+	up, err := net.Dial("tcp", s.ws.Addr())
+	if err != nil {
+		nc.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		up.Close()
+		return
+	}
+	s.relayed[nc], s.relayed[up] = struct{}{}, struct{}{}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pipe(up, nc)
+	}()
+	pipe(nc, up)
+	<-done
+	s.mu.Lock()
+	delete(s.relayed, nc)
+	delete(s.relayed, up)
+	s.mu.Unlock()
+	nc.Close()
+	up.Close()
+}
+
+// pipe copies src to dst, then passes the end of src on: the end of the
+// stream as the end of dst's (a FIN), a failure by closing both.
+func pipe(dst, src net.Conn) {
+	_, err := io.Copy(dst, src)
+	if tcp, ok := dst.(*net.TCPConn); ok && err == nil && tcp.CloseWrite() == nil {
+		return
+	}
+	dst.Close()
+	src.Close()
 }
