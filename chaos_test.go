@@ -1,9 +1,10 @@
 package wsclient
 
-// Chaos tests: the client under network faults injected by internal/faultproxy
-// between it and a gorilla server on loopback. Every test runs a server that
-// numbers its frames per connection, senders that count every Send's result,
-// and a handler that checks, frame by frame, the invariants of the design:
+// Chaos tests: the client under network faults injected by wstest's Network
+// between it and a wstest server on loopback, restarts by Server.Down and Up.
+// Every test runs a server that numbers its frames per connection, senders
+// that count every Send's result, and a handler that checks, frame by frame,
+// the invariants of the design:
 //
 //   - frames of one connection arrive complete, in order, with no gap;
 //   - a frame is delivered only for the current connection (Conn.Generation()
@@ -29,8 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/faultproxy"
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -79,81 +79,108 @@ func chaosParsePayload(p []byte) (s byte, k uint64, err error) {
 	return s, k, nil
 }
 
-// chaosServe is a gorilla server connection that numbers everything it sends:
-// each frame is 8 bytes of connection id (unique across server restarts, from
-// ids), 8 bytes of sequence number (from 1, per connection), then the payload:
-// empty for a tick (sent every tick), or the client's message it echoes.
-func chaosServe(ids *atomic.Uint64, tick time.Duration) func(ws *websocket.Conn, n int) {
-	return func(ws *websocket.Conn, _ int) {
-		id := ids.Add(1)
-		var mu sync.Mutex
-		var seq uint64
-		send := func(payload []byte) error {
-			mu.Lock()
-			defer mu.Unlock()
-			seq++
-			msg := make([]byte, 16+len(payload))
-			binary.BigEndian.PutUint64(msg[0:8], id)
-			binary.BigEndian.PutUint64(msg[8:16], seq)
-			copy(msg[16:], payload)
-			ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			return ws.WriteMessage(websocket.BinaryMessage, msg)
+// chaosServe drives one server connection until it ends or ctx does, and
+// numbers everything it sends: each frame is 8 bytes of connection id (unique
+// across server restarts), 8 bytes of sequence number (from 1, per
+// connection), then the payload: empty for a tick (sent every tick), or the
+// client's message it echoes.
+func chaosServe(ctx context.Context, sc *wstest.Conn, id uint64, tick time.Duration) {
+	var mu sync.Mutex
+	var seq uint64
+	send := func(payload []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seq++
+		msg := make([]byte, 16+len(payload))
+		binary.BigEndian.PutUint64(msg[0:8], id)
+		binary.BigEndian.PutUint64(msg[8:16], seq)
+		copy(msg[16:], payload)
+		return sc.SendBinary(msg)
+	}
+	defer everyTick(tick, func() error { return send(nil) })() // a send fails once the connection ended
+	for {
+		m, err := sc.ReadMessage(ctx) // fails once the connection ended and all was read
+		if err != nil {
+			return
 		}
-		defer everyTick(tick, func() error {
-			err := send(nil)
-			if err != nil {
-				ws.NetConn().Close() // ends the read loop below
-			}
-			return err
-		})()
-		for {
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if send(data) != nil {
-				return
-			}
+		if send(m.Data) != nil {
+			return
 		}
 	}
 }
 
-// chaosRig is a chaos server (see chaosServe) behind a fault proxy, and the
-// handler of the client that start runs through the proxy.
+// chaosRig is a chaos server (a wstest server whose every connection runs
+// chaosServe), and the handler of the client that start runs through its
+// network.
 type chaosRig struct {
 	ids  atomic.Uint64 // the server connection ids, across restarts
-	tick time.Duration
-	srv  *testServer
-	px   *faultproxy.Proxy
+	srv  *wstest.Server
+	net  *wstest.Network
+	tap  wireTap // the client's sockets
 	h    *chaosHandler
 	c    *Client
 	wait func() error
 }
 
 // newChaosRig checks t for leaked goroutines and starts the server, ticking
-// every tick, and the proxy.
+// every tick on each connection.
 func newChaosRig(t *testing.T, tick time.Duration) *chaosRig {
 	t.Helper()
 	chaosLeakCheck(t)
-	r := &chaosRig{tick: tick, h: newChaosHandler()}
-	r.srv = newTestServer(t, serverConfig{serve: chaosServe(&r.ids, tick)})
-	r.px = newFaultProxy(t, r.srv.addr())
+	r := &chaosRig{h: newChaosHandler()}
+	// The goroutines below wait on the server until the test ends (their ctx),
+	// not for the default 5 s; WaitTimeout also bounds the server's writes.
+	r.srv = wstest.Start(t, &wstest.Options{WaitTimeout: time.Minute})
+	r.net = r.srv.Network()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			sc, err := r.srv.NextConn(ctx)
+			switch {
+			case ctx.Err() != nil, errors.Is(err, wstest.ErrServerClosed):
+				return
+			case err != nil:
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				chaosServe(ctx, sc, r.ids.Add(1), tick)
+			}()
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() }) // after the client's cleanup, before the server's
 	return r
 }
 
-// restartServer starts a new server, on a new port, and points the proxy at it.
-func (r *chaosRig) restartServer(t *testing.T) {
-	t.Helper()
-	r.srv = newTestServer(t, serverConfig{serve: chaosServe(&r.ids, r.tick)})
-	r.px.SetUpstream(r.srv.addr())
-}
-
-// start runs a client with options o through the proxy.
+// start runs a client with options o through the server's network.
 func (r *chaosRig) start(t *testing.T, o *Options) *Client {
 	t.Helper()
-	r.c = mustNew(t, "ws://"+r.px.Addr()+"/", r.h, o)
+	o.NetDialContext = r.tap.dial
+	r.c = mustNew(t, r.srv.URL(), r.h, o)
 	r.wait = startClient(t, r.c)
 	return r.c
+}
+
+// live is the number of sockets the client holds open and of connections
+// open on the server.
+func (r *chaosRig) live() (client, server int) {
+	return int(r.tap.open.Load()), r.srv.Stats().Open
+}
+
+// exactlyLive waits until the client holds n sockets open and the server has
+// n open connections.
+func (r *chaosRig) exactlyLive(t *testing.T, n int) {
+	t.Helper()
+	ok := assert.Eventually(t, func() bool { c, s := r.live(); return c == n && s == n }, 5*time.Second, time.Millisecond,
+		"exactly %d live connection(s)", n)
+	if !ok {
+		c, s := r.live()
+		t.Fatalf("client sockets open %d, server connections open %d", c, s)
+	}
 }
 
 // stop closes the client normally and checks that Run returns nil.
@@ -517,13 +544,14 @@ func (s *chaosSenders) finish(t *testing.T) {
 }
 
 // TestChaosServerKilledAndRestarted50Times kills the server 50 times in a
-// row (all its connections dropped without a close frame) and starts a new
-// one on a new port behind the proxy. Every other time the server stays down
-// until the client has failed an attempt; otherwise it comes back at once.
+// row (Down: all its connections dropped without a close frame, new ones
+// refused) and brings it back on the same address (Up). Every other time the
+// server stays down until the client has failed an attempt; otherwise it
+// comes back at once.
 func TestChaosServerKilledAndRestarted50Times(t *testing.T) {
 	const restarts = 50
 	r := newChaosRig(t, 2*time.Millisecond)
-	h, px := r.h, r.px
+	h := r.h
 	c := r.start(t, chaosOptions())
 	snd := startChaosSenders(c, 3, 32, 1_000_000, time.Millisecond)
 	start := time.Now()
@@ -531,17 +559,16 @@ func TestChaosServerKilledAndRestarted50Times(t *testing.T) {
 	gen := h.waitConnected(t, 0, 2)
 	for i := range restarts {
 		_, _, _, failed := h.snapshot()
-		r.srv.Close() // kill: every connection dropped without a close frame
+		r.srv.Down() // kill: every connection dropped without a close frame
 		if i%2 == 1 {
 			h.waitFor(t, "a failed attempt while the server is down", func() bool { return h.failed > failed })
 		}
-		r.restartServer(t)
+		r.srv.Up()
 		gen = h.waitConnected(t, gen, 2)
 	}
 	t.Logf("%d restarts in %v", restarts, time.Since(start))
 
-	require.Eventually(t, func() bool { return px.Live() == 1 && r.srv.liveConns() == 1 }, 5*time.Second, time.Millisecond,
-		"exactly one live connection (proxy links %d, server connections %d)", px.Live(), r.srv.liveConns())
+	r.exactlyLive(t, 1)
 	// Still one, and the same, after 20 more server frames.
 	h.mu.Lock()
 	ticks := h.ticks
@@ -549,32 +576,34 @@ func TestChaosServerKilledAndRestarted50Times(t *testing.T) {
 	h.waitFor(t, "20 more server frames", func() bool { return h.ticks >= ticks+20 })
 	g, connects, lost, failed := h.snapshot()
 	assert.Equal(t, gen, g, "no reconnect once the server stays up")
-	assert.Equal(t, 1, px.Live(), "live links through the proxy")
-	assert.Equal(t, 1, r.srv.liveConns(), "live connections on the server")
+	cl, sv := r.live()
+	assert.Equal(t, 1, cl, "sockets the client holds open")
+	assert.Equal(t, 1, sv, "live connections on the server")
 	assert.Equal(t, Open, c.State())
 	assert.Equal(t, restarts+1, connects)
 	assert.Equal(t, restarts, lost)
-	t.Logf("connects %d, lost %d, failed attempts %d, proxy accepted %d", connects, lost, failed, px.Accepted())
+	t.Logf("connects %d, lost %d, failed attempts %d, sockets dialed %d, refused while down %d",
+		connects, lost, failed, r.tap.dialed.Load(), r.srv.Stats().Refused)
 
 	r.stop(t)
 	r.verify(t, snd)
-	require.Eventually(t, func() bool { return px.Live() == 0 }, 5*time.Second, time.Millisecond)
+	r.exactlyLive(t, 0)
 }
 
 // TestChaosConnectionReset resets (TCP RST both ways) the connection 10 times:
 // each is a lost connection that the policy reconnects.
 func TestChaosConnectionReset(t *testing.T) {
 	r := newChaosRig(t, 2*time.Millisecond)
-	h, px := r.h, r.px
+	h := r.h
 	c := r.start(t, chaosOptions())
 	snd := startChaosSenders(c, 3, 64, 1_000_000, time.Millisecond)
 
 	gen := h.waitConnected(t, 0, 2)
 	for range 10 {
-		px.ResetAll()
+		r.net.ResetAll()
 		gen = h.waitConnected(t, gen, 2)
 	}
-	require.Eventually(t, func() bool { return px.Live() == 1 && r.srv.liveConns() == 1 }, 5*time.Second, time.Millisecond)
+	r.exactlyLive(t, 1)
 	r.stop(t)
 	r.verify(t, snd)
 
@@ -599,7 +628,7 @@ func TestChaosConnectionReset(t *testing.T) {
 func TestChaosLatency300ms(t *testing.T) {
 	const latency = 300 * time.Millisecond
 	r := newChaosRig(t, 20*time.Millisecond)
-	h, px := r.h, r.px
+	h, nw := r.h, r.net
 	o := chaosOptions()
 	// PingInterval above the RTT (see TestChaosKeepaliveRTTAboveInterval).
 	o.PingInterval, o.PongTimeout = time.Second, time.Second
@@ -607,7 +636,7 @@ func TestChaosLatency300ms(t *testing.T) {
 	c := r.start(t, o)
 	gen := h.waitConnected(t, 0, 2)
 
-	px.SetLatency(latency)
+	nw.SetLatency(latency)
 	start := time.Now()
 	snd := startChaosSenders(c, 2, 1024, 20, 10*time.Millisecond)
 	snd.wait(t)
@@ -620,7 +649,7 @@ func TestChaosLatency300ms(t *testing.T) {
 	assert.Zero(t, lost, "the connection survived the latency")
 
 	// A reconnect through the delay.
-	px.ResetAll()
+	nw.ResetAll()
 	h.waitConnected(t, gen, 2)
 	closeStart := time.Now()
 	r.stop(t)
@@ -643,13 +672,13 @@ func TestChaosLatency300ms(t *testing.T) {
 func TestChaosBandwidthCap(t *testing.T) {
 	const rate = 64 << 10
 	r := newChaosRig(t, 50*time.Millisecond)
-	h, px := r.h, r.px
+	h, nw := r.h, r.net
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 50*time.Millisecond, time.Second
 	c := r.start(t, o)
 	gen := h.waitConnected(t, 0, 1)
 
-	px.SetBandwidth(rate)
+	nw.SetBandwidth(rate)
 	start := time.Now()
 	snd := startChaosSenders(c, 2, 2048, 12, time.Millisecond)
 	snd.wait(t)
@@ -663,7 +692,7 @@ func TestChaosBandwidthCap(t *testing.T) {
 	assert.Zero(t, lost, "the connection survived the bandwidth cap")
 	t.Logf("48 KiB echoed at %d KiB/s in %v", rate>>10, elapsed)
 
-	px.SetBandwidth(0)
+	nw.SetBandwidth(0)
 	r.stop(t)
 	r.verify(t, snd)
 	assert.Equal(t, 24, snd.ok)
@@ -675,7 +704,7 @@ func TestChaosBandwidthCap(t *testing.T) {
 // path returns after CloseTimeout.
 func TestChaosBlackhole(t *testing.T) {
 	r := newChaosRig(t, 5*time.Millisecond)
-	h, px := r.h, r.px
+	h, nw := r.h, r.net
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 50*time.Millisecond, 150*time.Millisecond
 	o.HandshakeTimeout = 300 * time.Millisecond
@@ -684,12 +713,12 @@ func TestChaosBlackhole(t *testing.T) {
 	snd := startChaosSenders(c, 2, 32, 1_000_000, 2*time.Millisecond)
 	gen := h.waitConnected(t, 0, 5)
 
-	px.Blackhole(true)
+	nw.SetBlackhole(true)
 	start := time.Now()
 	h.waitFor(t, "the dead peer found", func() bool { return h.lost == 1 })
 	detect := time.Since(start)
 	h.waitFor(t, "an attempt timed out on the dead path", func() bool { return h.failed >= 1 })
-	px.Blackhole(false)
+	nw.SetBlackhole(false)
 	h.waitConnected(t, gen, 5)
 
 	h.mu.Lock()
@@ -706,13 +735,13 @@ func TestChaosBlackhole(t *testing.T) {
 	t.Logf("blackhole detected in %v: %v; then %v", detect, lostD.Err, failedD.Err)
 
 	// Close on a dead path: bounded by CloseTimeout.
-	px.Blackhole(true)
+	nw.SetBlackhole(true)
 	closeStart := time.Now()
 	r.stop(t)
 	assert.Less(t, time.Since(closeStart), o.CloseTimeout+time.Second)
-	px.Blackhole(false)
+	nw.SetBlackhole(false)
 	r.verify(t, snd)
-	require.Eventually(t, func() bool { return px.Live() == 0 }, 5*time.Second, time.Millisecond)
+	r.exactlyLive(t, 0)
 }
 
 // TestChaosKeepaliveRTTAboveInterval: on a path whose round trip (300 ms) is
@@ -722,7 +751,7 @@ func TestChaosKeepaliveRTTAboveInterval(t *testing.T) {
 	const latency = 150 * time.Millisecond
 	r := newChaosRig(t, 20*time.Millisecond)
 	h := r.h
-	r.px.SetLatency(latency)
+	r.net.SetLatency(latency)
 	o := chaosOptions()
 	o.PingInterval, o.PongTimeout = 100*time.Millisecond, time.Second
 	r.start(t, o)
