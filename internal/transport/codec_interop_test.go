@@ -76,6 +76,7 @@ func ctEcho(ws *websocket.Conn) {
 
 // Messages of every framing size, both ways, through gorilla's echo.
 func TestInteropEcho(t *testing.T) {
+	t.Parallel()
 	for _, compress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compression=%v", compress), func(t *testing.T) {
 			c := ctHandshake(t, ctServer(t, compress, ctEcho), compress)
@@ -104,6 +105,7 @@ func TestInteropEcho(t *testing.T) {
 // gorilla's pings are returned and answered; its close is echoed; our close
 // reaches gorilla with its code and reason.
 func TestInteropControl(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 4)
 	addr := ctServer(t, false, func(ws *websocket.Conn) {
 		ws.SetPongHandler(func(s string) error { got <- "pong " + s; return nil })
@@ -136,6 +138,7 @@ func TestInteropControl(t *testing.T) {
 }
 
 func TestInteropPeerClose(t *testing.T) {
+	t.Parallel()
 	echoed := make(chan int, 1)
 	addr := ctServer(t, false, func(ws *websocket.Conn) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "away"), noDeadline)

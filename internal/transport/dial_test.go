@@ -20,6 +20,7 @@ import (
 )
 
 func TestDialWS(t *testing.T) {
+	t.Parallel()
 	srv := newWSServer(t, wsServerOpts{subprotocols: []string{"v2"}})
 	var dialed atomic.Int32
 	cfg := &Config{
@@ -57,6 +58,7 @@ func TestDialWS(t *testing.T) {
 }
 
 func TestDialHostHeaderOverrides(t *testing.T) {
+	t.Parallel()
 	srv := newWSServer(t, wsServerOpts{})
 	_, err := dialT(t, &Config{URL: srv.url("ws", "/"), Header: http.Header{"Host": {"virtual.example"}}})
 	require.NoError(t, err)
@@ -64,6 +66,7 @@ func TestDialHostHeaderOverrides(t *testing.T) {
 }
 
 func TestDialCompressionWithGorilla(t *testing.T) {
+	t.Parallel()
 	srv := newWSServer(t, wsServerOpts{compression: true})
 	c, err := dialT(t, &Config{URL: srv.url("ws", "/"), Compression: true})
 	require.NoError(t, err)
@@ -76,6 +79,7 @@ func TestDialCompressionWithGorilla(t *testing.T) {
 }
 
 func TestDialRefusedKeepsStatusHeaderAndBody(t *testing.T) {
+	t.Parallel()
 	body := strings.Repeat("b", 3000)
 	srv := newRawServer(t, func(c net.Conn) {
 		if _, _, err := readUpgrade(c); err != nil {
@@ -93,6 +97,7 @@ func TestDialRefusedKeepsStatusHeaderAndBody(t *testing.T) {
 }
 
 func TestDialBad101(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		answer  func(*http.Request) string
@@ -146,6 +151,7 @@ func TestDialBad101(t *testing.T) {
 }
 
 func TestDialCompressionRefusal(t *testing.T) {
+	t.Parallel()
 	srv := newRawServer(t, func(c net.Conn) {
 		req, _, err := readUpgrade(c)
 		if err != nil {
@@ -162,6 +168,7 @@ func TestDialCompressionRefusal(t *testing.T) {
 }
 
 func TestDialHandshakeTooLarge(t *testing.T) {
+	t.Parallel()
 	endless := func(c net.Conn, head string) {
 		io.WriteString(c, head)
 		chunk := []byte(strings.Repeat("x", 32<<10))
@@ -217,6 +224,7 @@ func TestDialHandshakeTooLarge(t *testing.T) {
 }
 
 func TestDialTimeout(t *testing.T) {
+	t.Parallel()
 	got := make(chan struct{}, 1)
 	srv := newRawServer(t, func(c net.Conn) {
 		readUpgrade(c)
@@ -233,6 +241,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestDialEOF(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, partial string }{
 		{"nothing", ""},
 		{"mid header", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnec"},
@@ -251,6 +260,7 @@ func TestDialEOF(t *testing.T) {
 }
 
 func TestDialConnectRefused(t *testing.T) {
+	// Not parallel: another test could listen on the port it closed.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
@@ -264,6 +274,7 @@ func TestDialConnectRefused(t *testing.T) {
 // TestDialCancel: cancelling ctx cuts a stalled handshake short at every
 // stage and leaves no goroutine behind.
 func TestDialCancel(t *testing.T) {
+	// Not parallel: goleak.VerifyNone sees every goroutine of the process.
 	ca := newDTCA(t, "cancel CA")
 	stalled := make(chan struct{}, 4)
 	stall := func(c net.Conn) {
@@ -312,6 +323,7 @@ func TestDialCancel(t *testing.T) {
 }
 
 func TestDialProxyFunc(t *testing.T) {
+	t.Parallel()
 	srv := newWSServer(t, wsServerOpts{})
 	var calls []*http.Request
 	cfg := &Config{
@@ -345,6 +357,7 @@ func TestDialProxyFunc(t *testing.T) {
 
 // TestDialRedaction: no query value, userinfo or header value in any error.
 func TestDialRedaction(t *testing.T) {
+	t.Parallel()
 	secrets := []string{"SECRET", "hunter2", "proxypass", "HDRVALUE", "LOCSECRET", "locpw"}
 	check := func(t *testing.T, err error) {
 		t.Helper()
@@ -409,6 +422,7 @@ func echo(t *testing.T, c *Conn, msg string) {
 // TestDialEchoOnEveryPath: the Conn Dial returns works, on every path (the
 // same TLS and codec code over whatever the tunnel is).
 func TestDialEchoOnEveryPath(t *testing.T) {
+	// Not parallel: it sets proxyRootCAs.
 	ws, wss, ca, hosts := proxiedTargets(t)
 	pca := newDTCA(t, "proxy CA")
 	saved := proxyRootCAs
@@ -447,6 +461,7 @@ func TestDialEchoOnEveryPath(t *testing.T) {
 // TestDialKeepsBytesAfterThe101: frames sent in the same segment as the 101
 // are in br and reach ReadMessage.
 func TestDialKeepsBytesAfterThe101(t *testing.T) {
+	t.Parallel()
 	srv := newRawServer(t, func(c net.Conn) {
 		req, _, err := readUpgrade(c)
 		if err != nil {
@@ -468,6 +483,7 @@ func TestDialKeepsBytesAfterThe101(t *testing.T) {
 // TestDialNoLimitAfterTheUpgrade: the 1 MiB handshake limit ends with the
 // upgrade (2 MiB of messages follow on the same socket).
 func TestDialNoLimitAfterTheUpgrade(t *testing.T) {
+	t.Parallel()
 	srv := newWSServer(t, wsServerOpts{})
 	c, err := dialT(t, &Config{URL: srv.url("ws", "/")})
 	require.NoError(t, err)

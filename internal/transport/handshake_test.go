@@ -10,6 +10,7 @@ import (
 )
 
 func TestAcceptKeyRFC6455(t *testing.T) {
+	t.Parallel()
 	// RFC 6455 1.3.
 	assert.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", acceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
 	k1, k2 := newChallengeKey(), newChallengeKey()
@@ -20,6 +21,7 @@ func TestAcceptKeyRFC6455(t *testing.T) {
 }
 
 func TestUpgradeRequest(t *testing.T) {
+	t.Parallel()
 	cfg := &Config{
 		URL:          &url.URL{Scheme: "wss", Host: "h.example:8443", Path: "/p", RawQuery: "a=1", User: url.UserPassword("u", "p"), Fragment: "f"},
 		Header:       http.Header{"X-A": {"1"}, "Host": {"v.example"}},
@@ -50,6 +52,7 @@ func TestUpgradeRequest(t *testing.T) {
 }
 
 func TestNegotiateExtensions(t *testing.T) {
+	t.Parallel()
 	const pmd = "permessage-deflate"
 	for _, tc := range []struct {
 		name    string
@@ -112,6 +115,7 @@ func TestNegotiateExtensions(t *testing.T) {
 // TestDialNegotiation runs the negotiation through Dial: the answer reaches
 // Compressed, a refusal is a *HandshakeError{101}.
 func TestDialNegotiation(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ext  string
 		want bool

@@ -32,6 +32,7 @@ func proxiedTargets(t *testing.T) (ws, wss *wsServer, ca *dtCA, hosts map[string
 }
 
 func TestProxyHTTPConnect(t *testing.T) {
+	t.Parallel()
 	ws, wss, ca, hosts := proxiedTargets(t)
 	open := newConnectProxy(t, hosts, "", "", nil)
 	auth := newConnectProxy(t, hosts, "alice", "s3cret", nil)
@@ -88,6 +89,7 @@ func TestProxyHTTPConnect(t *testing.T) {
 }
 
 func TestProxyHTTPS(t *testing.T) {
+	// Not parallel: it sets proxyRootCAs.
 	_, wss, ca, hosts := proxiedTargets(t)
 	pca := newDTCA(t, "proxy CA")
 	px := newConnectProxy(t, hosts, "bob", "pw", &tls.Config{Certificates: []tls.Certificate{pca.issue(t, "localhost", false, "localhost", "127.0.0.1")}})
@@ -114,6 +116,7 @@ func TestProxyHTTPS(t *testing.T) {
 }
 
 func TestProxySOCKS5(t *testing.T) {
+	t.Parallel()
 	ws, wss, ca, hosts := proxiedTargets(t)
 	open := newSOCKS5Proxy(t, hosts, "", "")
 	auth := newSOCKS5Proxy(t, hosts, "carol", "pw5")
@@ -167,6 +170,7 @@ func TestProxySOCKS5(t *testing.T) {
 }
 
 func TestProxyUnsupportedScheme(t *testing.T) {
+	t.Parallel()
 	_, err := dialT(t, &Config{URL: &url.URL{Scheme: "ws", Host: "echo.test"}, Proxy: http.ProxyURL(&url.URL{Scheme: "ftp", Host: "127.0.0.1:1"})})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unsupported proxy scheme "ftp"`)

@@ -23,6 +23,7 @@ const (
 // Every protocol violation fails the connection with the right code: the
 // reader's error is a local *CloseError and the peer gets that close frame.
 func TestReadViolations(t *testing.T) {
+	t.Parallel()
 	long := make([]byte, 126)
 	hugeLen := append([]byte{fin | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<63|5)...)
 	cases := []struct {
@@ -107,6 +108,7 @@ func TestReadViolations(t *testing.T) {
 // The peer's close frame: echoed with its code and no reason, reported as a
 // remote CloseError; 1014 (registered with IANA) is a valid code.
 func TestReadPeerClose(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		payload []byte
@@ -147,6 +149,7 @@ func TestReadPeerClose(t *testing.T) {
 // When this side closed first, the peer's close completes the handshake:
 // no second close frame.
 func TestReadCloseAfterLocalClose(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, true)
 	go func() { _ = c.Close(1000, "done") }()
 	if f := p.expectClose(1000); string(f.payload[2:]) != "done" {
@@ -164,6 +167,7 @@ func TestReadCloseAfterLocalClose(t *testing.T) {
 }
 
 func TestReadMessages(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{ReadLimit: 10}, true)
 	p.send(
 		ctFrame(fin|byte(OpText), false, []byte("0123456789")), // exactly the limit
@@ -193,6 +197,7 @@ func TestReadMessages(t *testing.T) {
 // A ping between two fragments is returned at once (its pong queued), then
 // the message, whole.
 func TestReadPingInFragmentedMessage(t *testing.T) {
+	t.Parallel()
 	for _, compressed := range []bool{false, true} {
 		name := "plain"
 		if compressed {
@@ -226,6 +231,7 @@ func TestReadPingInFragmentedMessage(t *testing.T) {
 // A bad sequence in the first fragment fails before the last one comes
 // (the script never sends it).
 func TestReadBadUTF8FailsOnFirstFragment(t *testing.T) {
+	t.Parallel()
 	for _, compressed := range []bool{false, true} {
 		c, p := ctPipe(t, ConnOptions{Compression: compressed}, true)
 		payload, b0 := []byte("ok\xc0"), byte(OpText)
@@ -247,6 +253,7 @@ func TestReadBadUTF8FailsOnFirstFragment(t *testing.T) {
 // A compression bomb (200 MiB of zeros in about 200 KB) fails at ReadLimit,
 // and what the reader allocated stays near the limit.
 func TestReadCompressionBomb(t *testing.T) {
+	// Not parallel: it measures the allocations of the whole process.
 	zeros := make([]byte, 1<<20)
 	var chunks [][]byte
 	var d []byte
@@ -294,6 +301,7 @@ func TestReadCompressionBomb(t *testing.T) {
 // Without a limit, a header announcing an enormous payload costs nothing
 // until the bytes come: no panic, no huge allocation.
 func TestReadHugeHeaderNoLimit(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, true)
 	p.sendThenClose(append([]byte{fin | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<62)...), make([]byte, 1000))
 	_, err := readWithin(t, c)
@@ -307,6 +315,7 @@ func TestReadHugeHeaderNoLimit(t *testing.T) {
 
 // The peer going away inside a message: 1006 with io.ErrUnexpectedEOF.
 func TestReadEOF(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, true)
 	p.sendThenClose(ctFrame(byte(OpText), false, []byte("partial")))
 	if m, err := readWithin(t, c); err == nil {
@@ -318,6 +327,7 @@ func TestReadEOF(t *testing.T) {
 
 // Abort makes a blocked reader return 1006 with an error saying so.
 func TestReadAbort(t *testing.T) {
+	t.Parallel()
 	c, _ := ctPipe(t, ConnOptions{}, true)
 	done := make(chan error, 1)
 	go func() { _, err := c.ReadMessage(); done <- err }()
@@ -337,6 +347,7 @@ func TestReadAbort(t *testing.T) {
 
 // The server role reads masked frames and writes unmasked ones.
 func TestServerRole(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{Server: true}, true)
 	p.send(ctFrame(fin|byte(OpText), true, []byte("masked hello, longer than eight bytes")),
 		ctFrame(byte(OpBinary), true, []byte("ab")), ctFrame(fin|byte(OpContinuation), true, []byte("cd")))
@@ -354,6 +365,7 @@ func TestServerRole(t *testing.T) {
 
 // Life grows with every frame read.
 func TestLife(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, true)
 	p.send(ctFrame(fin|byte(OpBinary), false, []byte("x")), ctFrame(fin|byte(OpPong), false, nil))
 	l0 := c.Life()
@@ -371,6 +383,7 @@ func TestLife(t *testing.T) {
 
 // A single-frame uncompressed message costs one allocation.
 func TestReadAllocs(t *testing.T) {
+	// Not parallel: it counts the allocations of the whole process.
 	for _, n := range []int{64, 16 << 10} {
 		src := &repeatReader{b: ctFrame(fin|byte(OpBinary), false, make([]byte, n))}
 		c := NewConn(&memConn{r: src}, nil, ConnOptions{})
@@ -401,6 +414,7 @@ func ctHeader(b0 byte, form byte, n int) []byte {
 // extended length is at most 125 (RFC 6455 5.5): 1002, decided on the first
 // two bytes (the extended length need not come).
 func TestReadControlExtendedLength(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		script []byte
@@ -453,6 +467,7 @@ func readWithinShort(t *testing.T, c *Conn) (Message, error) {
 // header announces the whole text, only the bytes up to the bad one come,
 // the rest never does. Masked (server role) too: unmasking is progressive.
 func TestReadBadUTF8FailsInsideAFrame(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		good   string // valid text before
@@ -498,6 +513,7 @@ func TestReadBadUTF8FailsInsideAFrame(t *testing.T) {
 // Valid text in one frame, arriving a byte at a time (runes split across
 // reads), masked or not, is read whole.
 func TestReadTextInOneFrameByteByByte(t *testing.T) {
+	t.Parallel()
 	text := "Hello-µ@ßöäüàá-UTF-8!! κόσμε 𝄞 \U0010FFFF end"
 	for _, server := range []bool{false, true} {
 		c, p := ctPipe(t, ConnOptions{Server: server}, true)
@@ -538,6 +554,7 @@ func fragmented(op Opcode, n, size int) []byte {
 // A 1 MiB message in 64-byte fragments (16384 of them) costs a logarithmic
 // number of allocations (amortized growth), not one per fragment.
 func TestReadFragmentedAllocs(t *testing.T) {
+	// Not parallel: it counts the allocations of the whole process.
 	for _, op := range []Opcode{OpText, OpBinary} {
 		msg := fragmented(op, 1<<20, 64)
 		c := NewConn(&memConn{r: &repeatReader{b: msg}}, nil, ConnOptions{})
@@ -566,6 +583,7 @@ func TestReadFragmentedAllocs(t *testing.T) {
 // sized from the header alone (it was twice the announced length: a 1 TiB
 // header killed the process).
 func TestReadHugeCompressedHeaderNoLimit(t *testing.T) {
+	// Not parallel: it measures the allocations of the whole process.
 	c, p := ctPipe(t, ConnOptions{Compression: true}, true)
 	p.sendThenClose(append([]byte{fin | rsv1 | byte(OpBinary), 127}, binary.BigEndian.AppendUint64(nil, 1<<40)...), make([]byte, 1000))
 	var before, after runtime.MemStats
@@ -600,44 +618,85 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // and whenever nothing is buffered between two messages the connection holds
 // no pooled buffer (a connection waiting for its next frame keeps only the
 // small one, whatever came before).
+//
+// The stream begins with every size once whole and, over 1000 bytes, once in
+// three fragments with a ping between, in random order; 300 messages of
+// random sizes and forms follow. Reads of 1 to 7 bytes take only the first
+// part: there each header is cut at (nearly) every byte and the pooled
+// buffer is taken and given back around each read of a payload's last
+// 16 KiB, for every kind of message, and a read carries at most 6 bytes of
+// the next frame, so more messages of the same kinds add only time (26 s
+// under -race, where the pooled buffer of a read is often a new one: the
+// race detector's sync.Pool drops items). The larger read sizes, which carry
+// several frames from one message into the next, read the whole stream.
 func TestReadBufferSizedByNeed(t *testing.T) {
+	t.Parallel()
 	rng := mrand.New(mrand.NewPCG(1, 2))
+	sizes := []int{0, 1, 100, 125, 126, 511, 512, 513, 4000, 16 << 10, 40 << 10, 70000}
 	var stream []byte
 	var want [][]byte
-	for i := 0; i < 300; i++ {
-		n := []int{0, 1, 100, 125, 126, 511, 512, 513, 4000, 16 << 10, 40 << 10, 70000}[rng.IntN(12)] + rng.IntN(3)
+	add := func(size int, fragmented bool) {
+		n := size + rng.IntN(3)
 		p := make([]byte, n)
 		for j := range p {
 			p[j] = byte(rng.Uint32())
 		}
-		want = append(want, p)
-		if n > 1000 && rng.IntN(2) == 0 { // in three fragments, a ping between
+		if fragmented { // in three fragments, a ping between
 			a, b := n/3, 2*n/3
 			stream = append(stream, ctFrame(byte(OpBinary), false, p[:a])...)
 			stream = append(stream, ctFrame(fin|byte(OpPing), false, []byte("hi"))...)
 			stream = append(stream, ctFrame(byte(OpContinuation), false, p[a:b])...)
 			stream = append(stream, ctFrame(fin|byte(OpContinuation), false, p[b:])...)
-			want = append(want[:len(want)-1], []byte("hi"), p)
-			continue
+			want = append(want, []byte("hi"), p)
+			return
 		}
 		stream = append(stream, ctFrame(fin|byte(OpBinary), false, p)...)
+		want = append(want, p)
+	}
+	type kind struct {
+		size       int
+		fragmented bool
+	}
+	var kinds []kind
+	for _, size := range sizes {
+		kinds = append(kinds, kind{size, false})
+		if size > 1000 {
+			kinds = append(kinds, kind{size, true})
+		}
+	}
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	for _, k := range kinds {
+		add(k.size, k.fragmented)
+	}
+	everyKind, everyKindMsgs := len(stream), len(want)
+	for range 300 {
+		size := sizes[rng.IntN(len(sizes))]
+		add(size, size > 1000 && rng.IntN(2) == 0)
 	}
 	for _, maxRead := range []int{1, 7, 600, 5000, 1 << 20} {
-		c := NewConn(&memConn{r: &chunkReader{b: stream, rng: rng, max: maxRead}}, nil, ConnOptions{})
-		for i, w := range want {
-			m, err := c.ReadMessage()
-			if err != nil {
-				t.Fatalf("reads up to %d: message %d: %v", maxRead, i, err)
+		t.Run(fmt.Sprintf("reads_up_to_%d", maxRead), func(t *testing.T) {
+			t.Parallel()
+			stream, want := stream, want
+			if maxRead < 8 {
+				stream, want = stream[:everyKind], want[:everyKindMsgs]
 			}
-			if !bytes.Equal(m.Data, w) {
-				t.Fatalf("reads up to %d: message %d: %d bytes, want %d", maxRead, i, len(m.Data), len(w))
+			rng := mrand.New(mrand.NewPCG(3, uint64(maxRead)))
+			c := NewConn(&memConn{r: &chunkReader{b: stream, rng: rng, max: maxRead}}, nil, ConnOptions{})
+			for i, w := range want {
+				m, err := c.ReadMessage()
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if !bytes.Equal(m.Data, w) {
+					t.Fatalf("message %d: %d bytes, want %d", i, len(m.Data), len(w))
+				}
+				if c.br.Buffered() == 0 && c.br.big != nil {
+					t.Fatalf("message %d: nothing buffered, yet the pooled buffer is held", i)
+				}
 			}
-			if c.br.Buffered() == 0 && c.br.big != nil {
-				t.Fatalf("reads up to %d: message %d: nothing buffered, yet the pooled buffer is held", maxRead, i)
+			if _, err := c.ReadMessage(); err == nil {
+				t.Fatal("a message after the end")
 			}
-		}
-		if _, err := c.ReadMessage(); err == nil {
-			t.Fatalf("reads up to %d: a message after the end", maxRead)
-		}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 )
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"ws://example.com/feed", "ws://example.com/feed"},
 		{"wss://user:pass@example.com:8443/a/b?token=SECRET&x=1#frag", "wss://example.com:8443/a/b?token=REDACTED&x=REDACTED"},
@@ -27,6 +28,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestHandshakeErrorRedactsLocation(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ loc, want string }{
 		{"https://u:pw@login.example/cb?code=SECRET", "wsclient: handshake failed: HTTP 302 to https://login.example/cb?code=REDACTED"},
 		{"/other?t=SECRET", "wsclient: handshake failed: HTTP 302 to /other?t=REDACTED"},

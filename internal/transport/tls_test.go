@@ -13,6 +13,7 @@ import (
 )
 
 func TestTLSVerification(t *testing.T) {
+	t.Parallel()
 	ca, other := newDTCA(t, "good CA"), newDTCA(t, "other CA")
 	for _, tc := range []struct {
 		name  string
@@ -74,6 +75,7 @@ func dropServer(t *testing.T, ca *dtCA, v uint16) *rawServer {
 }
 
 func TestTLSMutual(t *testing.T) {
+	t.Parallel()
 	serverCA, clientCA := newDTCA(t, "server CA"), newDTCA(t, "client CA")
 	clientCert := clientCA.issue(t, "client-1", true)
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
@@ -135,6 +137,7 @@ func TestTLSMutual(t *testing.T) {
 }
 
 func TestAsTLSError(t *testing.T) {
+	t.Parallel()
 	alert := func(a tls.AlertError) error { return &net.OpError{Op: "remote error", Err: a} }
 	assert.Nil(t, asTLSError(errors.New("plain"), true, true))
 	assert.Nil(t, asTLSError(alert(40), false, false), "handshake_failure alone is not about a certificate")

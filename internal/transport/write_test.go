@@ -38,6 +38,7 @@ func mustFrame(t *testing.T, r io.Reader) rawFrame {
 // The pong answering a ping that arrives while a long message is being
 // written goes out between two of its frames.
 func TestWritePongBetweenFrames(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, false)
 	r, done := stuckWrite(t, c, p)
 	p.send(ctFrame(fin|byte(OpPing), false, []byte("are you there")))
@@ -68,6 +69,7 @@ func TestWritePongBetweenFrames(t *testing.T) {
 
 // Ping returns at once while a write is stuck; the ping follows the frame.
 func TestPingNeverBlocks(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, false)
 	r, done := stuckWrite(t, c, p)
 	ping := make(chan error, 1)
@@ -94,6 +96,7 @@ func TestPingNeverBlocks(t *testing.T) {
 // frame, the message stops there (ErrCloseCutShort, not ErrCloseSent), and
 // nothing else may be written.
 func TestCloseCutsWriteShort(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, false)
 	r, done := stuckWrite(t, c, p)
 	closed := make(chan error, 1)
@@ -145,6 +148,7 @@ func TestCloseCutsWriteShort(t *testing.T) {
 // A write that times out fails the connection: the write error is wrapped
 // (not ErrClosed), the reader returns 1006 with it, later writes ErrClosed.
 func TestWriteTimeout(t *testing.T) {
+	t.Parallel()
 	c, _ := ctPipe(t, ConnOptions{WriteTimeout: 50 * time.Millisecond}, false)
 	readErr := make(chan error, 1)
 	go func() { _, err := c.ReadMessage(); readErr <- err }()
@@ -163,6 +167,7 @@ func TestWriteTimeout(t *testing.T) {
 
 // ctx bounds the wait for another writer's message; nothing is written.
 func TestWriteContextBoundsWait(t *testing.T) {
+	t.Parallel()
 	c, p := ctPipe(t, ConnOptions{}, false)
 	r, done := stuckWrite(t, c, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
@@ -186,6 +191,7 @@ func TestWriteContextBoundsWait(t *testing.T) {
 // Frames: at most 64 KiB, opcode then continuations, FIN on the last, each
 // masked with its own key; the caller's data is not modified.
 func TestWriteFraming(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 65537, 200000} {
 		for _, compressed := range []bool{false, true} {
@@ -229,6 +235,7 @@ func TestWriteFraming(t *testing.T) {
 
 // The mask keys differ from frame to frame.
 func TestWriteMaskKeysDiffer(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	c := NewConn(&memConn{r: bytes.NewReader(nil), w: &buf}, nil, ConnOptions{})
 	seen := map[[4]byte]bool{}
@@ -247,6 +254,7 @@ func TestWriteMaskKeysDiffer(t *testing.T) {
 }
 
 func TestWriteAllocs(t *testing.T) {
+	// Not parallel: it counts the allocations of the whole process.
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
@@ -261,6 +269,7 @@ func TestWriteAllocs(t *testing.T) {
 }
 
 func TestWriteRejects(t *testing.T) {
+	t.Parallel()
 	c, _ := ctPipe(t, ConnOptions{}, true)
 	for _, tc := range []struct {
 		name string
@@ -284,6 +293,7 @@ func TestWriteRejects(t *testing.T) {
 }
 
 func TestMask(t *testing.T) {
+	t.Parallel()
 	key := [4]byte{0xa1, 0xb2, 0xc3, 0xd4}
 	for n := range 100 {
 		for pos := range 4 {
