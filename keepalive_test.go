@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/rawws"
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,9 +44,11 @@ func noEvent(t *testing.T, rec *recorder, kinds ...string) {
 }
 
 // keepaliveUntilLost runs a client with keepalive timings interval and timeout
-// against url until its first connection is lost, and returns its recorder,
-// that Disconnect, and how long after OnConnect the OnDisconnect came.
-func keepaliveUntilLost(t *testing.T, url string, interval, timeout time.Duration) (*recorder, Disconnect, time.Duration) {
+// against srv, whose first connection reads but answers no ping, until that
+// connection is lost, and returns the client's recorder, the server's side of
+// the connection, its Disconnect, and how long after OnConnect the
+// OnDisconnect came.
+func keepaliveUntilLost(t *testing.T, srv *wstest.Server, interval, timeout time.Duration) (*recorder, *wstest.Conn, Disconnect, time.Duration) {
 	t.Helper()
 	rec := newRecorder()
 	times := timedDisconnects(rec)
@@ -55,30 +56,38 @@ func keepaliveUntilLost(t *testing.T, url string, interval, timeout time.Duratio
 	rec.onConnect = func(*Conn) error { connectedAt <- time.Now(); return nil }
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = interval, timeout
-	startClient(t, mustNew(t, url, rec, o))
+	startClient(t, mustNew(t, srv.URL(), rec, o))
+	// At once: the first ping goes out after PingInterval (an earlier answer
+	// would only delay the end by one interval, well within the bounds).
+	sc := nextConn(t, srv)
+	sc.SetAnswerPings(false)
 	rec.next(t, "connect")
 	d := rec.next(t, "disconnect").disc
-	return rec, d, (<-times).Sub(<-connectedAt)
+	took := (<-times).Sub(<-connectedAt)
+	if _, answered := sc.Pings(); answered > 0 {
+		t.Logf("%d ping(s) answered before SetAnswerPings(false)", answered)
+	}
+	return rec, sc, d, took
 }
 
 func TestKeepaliveDetectsBlackholeAndReconnects(t *testing.T) {
 	const interval, timeout = 100 * time.Millisecond, 100 * time.Millisecond
-	srv := newTestServer(t, serverConfig{})
-	px := newFaultProxy(t, srv.addr())
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	px := srv.Network()
 	rec := newRecorder()
 	conns := collectConns(rec)
 	times := timedDisconnects(rec)
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = interval, timeout
 	o.HandshakeTimeout = 150 * time.Millisecond // attempts into the blackhole time out
-	c := mustNew(t, "ws://"+px.Addr()+"/", rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	first := <-conns
 	require.Eventually(t, func() bool { return first.RTT() > 0 }, 5*time.Second, time.Millisecond,
 		"keepalive works through the proxy")
 
-	px.Blackhole(true) // half-open: both sockets stay up, nothing gets through
+	px.SetBlackhole(true) // half-open: both sockets stay up, nothing gets through
 	start := time.Now()
 	d := rec.next(t, "disconnect").disc
 	detected := (<-times).Sub(start)
@@ -95,7 +104,7 @@ func TestKeepaliveDetectsBlackholeAndReconnects(t *testing.T) {
 	assert.Contains(t, d.Err.Error(), "timed out")
 	assert.False(t, d.Suggested.IsStop())
 
-	px.Blackhole(false)
+	px.SetBlackhole(false)
 	ev := rec.next(t, "connect")
 	assert.Greater(t, ev.gen, uint64(2))
 	echoThrough(t, c, rec, TextFrame("back"))
@@ -104,25 +113,8 @@ func TestKeepaliveDetectsBlackholeAndReconnects(t *testing.T) {
 
 func TestKeepaliveSilentServerGetsClose1011(t *testing.T) {
 	const interval, timeout = 50 * time.Millisecond, 50 * time.Millisecond
-	type closeFrame struct {
-		code   int
-		reason string
-	}
-	closes := make(chan closeFrame, 10)
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		if n > 1 {
-			echo(ws)
-			return
-		}
-		ws.SetPingHandler(func(string) error { return nil }) // never answers
-		ws.SetCloseHandler(func(code int, reason string) error { closes <- closeFrame{code, reason}; return nil })
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}})
-	rec, d, took := keepaliveUntilLost(t, srv.wsURL(), interval, timeout)
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	rec, sc, d, took := keepaliveUntilLost(t, srv, interval, timeout)
 	t.Logf("silent server detected %v after OnConnect (PingInterval %v + PongTimeout %v)", took, interval, timeout)
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout)
 	var ce *CloseError
@@ -130,64 +122,44 @@ func TestKeepaliveSilentServerGetsClose1011(t *testing.T) {
 	assert.True(t, ce.Local)
 	assert.GreaterOrEqual(t, took, interval+timeout, "the first ping goes out after PingInterval, and has PongTimeout")
 	assert.Less(t, took, interval+timeout+300*time.Millisecond)
-	select {
-	case cf := <-closes:
-		assert.Equal(t, CloseInternalError, cf.code, "the socket still took writes: the server is told")
-		assert.Equal(t, "keepalive timeout", cf.reason)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server got no close frame")
-	}
+	code, reason, err := sc.WaitClosed(t.Context())
+	require.NoError(t, err, "the server got no close frame")
+	assert.Equal(t, CloseInternalError, code, "the socket still took writes: the server is told")
+	assert.Equal(t, "keepalive timeout", reason)
 	rec.next(t, "connect") // and the policy reconnected
 }
 
-// pingCounter serves frames every tick (if tick > 0) and counts the client's
-// pings; with answer it answers them.
-func pingCounter(pings *atomic.Int32, answer bool, tick time.Duration) func(ws *websocket.Conn, n int) {
-	return func(ws *websocket.Conn, n int) {
-		ws.SetPingHandler(func(data string) error {
-			pings.Add(1)
-			if !answer {
-				return nil
-			}
-			err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-			if errors.Is(err, websocket.ErrCloseSent) {
-				return nil
-			}
-			return err
-		})
-		defer everyTick(tick, func() error {
-			ws.SetWriteDeadline(time.Now().Add(time.Second))
-			return ws.WriteMessage(websocket.TextMessage, []byte("tick"))
-		})()
-		echo(ws)
-	}
+// pingsReceived is how many pings the client sent on the server's connection sc.
+func pingsReceived(sc *wstest.Conn) int {
+	n, _ := sc.Pings()
+	return n
 }
 
 func TestKeepaliveBusyConnectionWithoutPongsStaysUp(t *testing.T) {
 	// The server sends a frame every 5 ms and never answers a ping: the frames
 	// are proof of life enough.
-	var pings atomic.Int32
-	srv := newTestServer(t, serverConfig{serve: pingCounter(&pings, false, 5*time.Millisecond)})
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	rec := newRecorder()
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = 50*time.Millisecond, 100*time.Millisecond
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
+	sc := nextConn(t, srv)
+	sc.SetAnswerPings(false)
+	t.Cleanup(everyTick(5*time.Millisecond, func() error { return sc.SendText("tick") }))
 	rec.next(t, "connect")
-	require.Eventually(t, func() bool { return pings.Load() >= 10 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, srv.Wait(t.Context(), func(wstest.Stats) bool { return pingsReceived(sc) >= 10 }))
 	noEvent(t, rec, "disconnect")
 	assert.Equal(t, Open, c.State())
-	assert.Equal(t, int32(1), srv.conns.Load())
+	assert.Equal(t, 1, srv.Stats().Requests)
 }
 
 func TestKeepaliveBusyHandlerIsNotADeadPeer(t *testing.T) {
 	// The handler sits in HandleFrame while the client keeps pinging: the
 	// server answers every ping, but the pongs wait unread in the socket.
-	var pings atomic.Int32
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		ws.WriteMessage(websocket.TextMessage, []byte("block"))
-		pingCounter(&pings, true, 0)(ws, n)
-	}})
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	var server atomic.Pointer[wstest.Conn] // set before "block" is sent
+	pings := func() int { return pingsReceived(server.Load()) }
 	const interval, timeout = 20 * time.Millisecond, 50 * time.Millisecond
 	var blocked time.Duration
 	rec := newRecorder()
@@ -196,10 +168,10 @@ func TestKeepaliveBusyHandlerIsNotADeadPeer(t *testing.T) {
 		if string(f.Data) != "block" {
 			return nil
 		}
-		start, from := time.Now(), pings.Load()
+		start, from := time.Now(), pings()
 		// Block until 8 more pings were sent: far longer than PongTimeout,
 		// and long enough for the pongs of the first ones to be overdue.
-		for (pings.Load() < from+8 || time.Since(start) < 3*timeout) && time.Since(start) < 2*time.Second {
+		for (pings() < from+8 || time.Since(start) < 3*timeout) && time.Since(start) < 2*time.Second {
 			time.Sleep(time.Millisecond)
 		}
 		blocked = time.Since(start)
@@ -207,69 +179,61 @@ func TestKeepaliveBusyHandlerIsNotADeadPeer(t *testing.T) {
 	}
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = interval, timeout
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
+	sc := nextConn(t, srv)
+	server.Store(sc)
+	require.NoError(t, sc.SendText("block"))
 	rec.next(t, "connect")
 	conn := <-conns
 	assert.Equal(t, "block", string(rec.next(t, "frame").frame.Data))
 	echoThrough(t, c, rec, TextFrame("still here"))
 	t.Logf("the handler blocked for %v (PongTimeout %v)", blocked, timeout)
 	assert.Greater(t, blocked, 2*timeout)
-	assert.GreaterOrEqual(t, pings.Load(), int32(8), "pings went on while the handler was busy")
+	assert.GreaterOrEqual(t, pings(), 8, "pings went on while the handler was busy")
 	noEvent(t, rec, "disconnect")
 	assert.Equal(t, uint64(1), conn.Generation())
 	require.Eventually(t, func() bool { return conn.RTT() > 0 }, 5*time.Second, time.Millisecond)
 }
 
 func TestKeepaliveDisabledStillAnswersServerPings(t *testing.T) {
-	var pingsOff, pingsOn atomic.Int32
-	serverPong := make(chan string, 1)
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, n int) {
-		if n == 1 { // the client with keepalive off
-			ws.SetPongHandler(func(s string) error { serverPong <- s; return nil })
-			ws.WriteControl(websocket.PingMessage, []byte("server ping"), time.Now().Add(time.Second))
-			pingCounter(&pingsOff, true, 0)(ws, n)
-			return
-		}
-		pingCounter(&pingsOn, true, 0)(ws, n)
-	}})
+	srv := wstest.Start(t, nil)
+	tap := &wireTap{record: true} // the pong, as the client with keepalive off wrote it
 
 	off := newRecorder()
 	o := testOptions()
 	o.PingInterval = -1
 	o.PongTimeout = time.Millisecond // irrelevant when off
-	cOff := mustNew(t, srv.wsURL(), off, o)
+	o.NetDialContext = tap.dial
+	cOff := mustNew(t, srv.URL(), off, o)
 	startClient(t, cOff)
+	scOff := nextConn(t, srv)
+	require.NoError(t, scOff.Ping([]byte("server ping")))
 	off.next(t, "connect")
-	select {
-	case s := <-serverPong:
-		assert.Equal(t, "server ping", s)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server's ping was not answered")
-	}
+	tap.waitFrame(t, 0, wstest.OpPong, "server ping")
 
 	// A second client, with keepalive on, shows how many pings the first
 	// would have sent meanwhile.
 	on := newRecorder()
 	o = testOptions()
 	o.PingInterval = 10 * time.Millisecond
-	startClient(t, mustNew(t, srv.wsURL(), on, o))
+	startClient(t, mustNew(t, srv.URL(), on, o))
+	scOn := nextConn(t, srv)
 	on.next(t, "connect")
-	require.Eventually(t, func() bool { return pingsOn.Load() >= 5 }, 5*time.Second, time.Millisecond)
-	assert.Zero(t, pingsOff.Load(), "keepalive off: no pings")
+	require.NoError(t, srv.Wait(t.Context(), func(wstest.Stats) bool { return pingsReceived(scOn) >= 5 }))
+	assert.Zero(t, pingsReceived(scOff), "keepalive off: no pings")
 	noEvent(t, off, "disconnect")
 }
 
 func TestKeepaliveRTT(t *testing.T) {
 	const latency = 25 * time.Millisecond
-	srv := newTestServer(t, serverConfig{})
-	px := newFaultProxy(t, srv.addr())
-	px.SetLatency(latency)
+	srv := wstest.Start(t, nil)
+	srv.Network().SetLatency(latency)
 	rec := newRecorder()
 	conns := collectConns(rec)
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = 20*time.Millisecond, time.Second
-	c := mustNew(t, "ws://"+px.Addr()+"/", rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	conn := <-conns
@@ -285,9 +249,8 @@ func TestKeepaliveBelongsToOneConnection(t *testing.T) {
 	// arrive, late, once the connection is gone. The second one is fast and
 	// must neither inherit the old connection's timer nor its late pong.
 	const interval, timeout, latency = 20 * time.Millisecond, 40 * time.Millisecond, 150 * time.Millisecond
-	var pings atomic.Int32
-	srv := newTestServer(t, serverConfig{serve: pingCounter(&pings, true, 0)})
-	px := newFaultProxy(t, srv.addr())
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	px := srv.Network()
 	px.SetLatency(latency)
 	rec := newRecorder()
 	conns := collectConns(rec)
@@ -297,17 +260,19 @@ func TestKeepaliveBelongsToOneConnection(t *testing.T) {
 	}
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = interval, timeout
-	c := mustNew(t, "ws://"+px.Addr()+"/", rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
 	old := <-conns
+	nextConn(t, srv) // the slow one
 	d := rec.next(t, "disconnect").disc
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout)
 	rec.next(t, "connect")
 	cur := <-conns
+	scCur := nextConn(t, srv)
 	require.Eventually(t, func() bool { return cur.RTT() > 0 }, 5*time.Second, time.Millisecond)
-	from := pings.Load()
-	require.Eventually(t, func() bool { return pings.Load() >= from+10 }, 5*time.Second, time.Millisecond)
+	from := pingsReceived(scCur)
+	require.NoError(t, srv.Wait(t.Context(), func(wstest.Stats) bool { return pingsReceived(scCur) >= from+10 }))
 	noEvent(t, rec, "disconnect")
 	assert.Less(t, cur.RTT(), latency, "the new connection's RTT is its own")
 	assert.Zero(t, old.RTT(), "the old connection's late pong changed nothing")
@@ -318,14 +283,25 @@ func TestKeepaliveStopsWhileClosing(t *testing.T) {
 	// The server neither answers pings nor the close: the close handshake,
 	// bounded by CloseTimeout, must decide, not a ping written after the
 	// close frame (an error) nor the keepalive deadline.
-	srv := newTestServer(t, serverConfig{serve: func(ws *websocket.Conn, _ int) { discardRaw(ws) }})
+	srv := wstest.Start(t, nil)
+	silenced := make(chan struct{})
 	rec := newRecorder()
-	rec.onConnect = func(c *Conn) error { return c.Close(CloseNormal, "bye") }
+	rec.onConnect = func(c *Conn) error {
+		select { // the close goes out once the server is silent
+		case <-silenced:
+		case <-time.After(5 * time.Second):
+			return errors.New("the server was not silenced")
+		}
+		return c.Close(CloseNormal, "bye")
+	}
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = 5*time.Millisecond, 10*time.Millisecond
 	o.CloseTimeout = 200 * time.Millisecond
-	c := mustNew(t, srv.wsURL(), rec, o)
-	err := c.Run(ctxTimeout(t, 5*time.Second))
+	c := mustNew(t, srv.URL(), rec, o)
+	wait := startClient(t, c)
+	nextConn(t, srv).Silence() // reads nothing, answers nothing
+	close(silenced)
+	err := wait()
 	assert.NoError(t, err, "a close the handler asked for ends Run with nil")
 	d := rec.next(t, "disconnect").disc
 	var ce *CloseError
@@ -340,14 +316,13 @@ func TestKeepaliveTimeoutLongerThanInterval(t *testing.T) {
 	// PongTimeout > PingInterval: pings keep their cadence while one is
 	// unanswered, and the deadline stays that of the oldest one.
 	const interval, timeout = 20 * time.Millisecond, 100 * time.Millisecond
-	var pings atomic.Int32
-	srv := newTestServer(t, serverConfig{serve: pingCounter(&pings, false, 0)})
-	_, d, took := keepaliveUntilLost(t, srv.wsURL(), interval, timeout)
-	t.Logf("detected %v after OnConnect, %d pings sent (PingInterval %v, PongTimeout %v)", took, pings.Load(), interval, timeout)
+	srv := wstest.Start(t, &wstest.Options{Echo: true})
+	_, sc, d, took := keepaliveUntilLost(t, srv, interval, timeout)
+	t.Logf("detected %v after OnConnect, %d pings sent (PingInterval %v, PongTimeout %v)", took, pingsReceived(sc), interval, timeout)
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout)
 	assert.GreaterOrEqual(t, took, interval+timeout)
 	assert.Less(t, took, interval+timeout+300*time.Millisecond)
-	assert.GreaterOrEqual(t, pings.Load(), int32(2), "pings kept their cadence while waiting")
+	assert.GreaterOrEqual(t, pingsReceived(sc), 2, "pings kept their cadence while waiting")
 }
 
 // TestKeepaliveFindsABlackholeWhileSending: on real sockets, a peer that goes
@@ -355,11 +330,7 @@ func TestKeepaliveTimeoutLongerThanInterval(t *testing.T) {
 // the socket buffers is found by the keepalive, not by the write timeout: the
 // ping does not wait behind the blocked write. The blocked Send fails then too.
 func TestKeepaliveFindsABlackholeWhileSending(t *testing.T) {
-	testDone := make(chan struct{})
-	srv, err := rawws.NewServer(func(*rawws.Conn) { <-testDone }) // upgrades, then neither reads nor writes
-	require.NoError(t, err)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(testDone) })
+	srv := wstest.Start(t, nil)
 	rec := newRecorder()
 	o := testOptions()
 	o.PingInterval, o.PongTimeout = 300*time.Millisecond, 300*time.Millisecond
@@ -367,6 +338,7 @@ func TestKeepaliveFindsABlackholeWhileSending(t *testing.T) {
 	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
+	nextConn(t, srv).Silence() // upgraded, then neither reads nor writes
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- c.Send(context.Background(), BinaryFrame(make([]byte, 256<<20))) }()
 	d := rec.next(t, "disconnect").disc
