@@ -3,12 +3,16 @@ package wstest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/transport"
@@ -22,8 +26,9 @@ type Message struct {
 }
 
 // Conn is the server's side of one upgraded connection, driven by the test.
-// It reads all the time (recording every message, answering pings) until
-// the connection ends or Silence. Its methods are safe for concurrent use.
+// It reads all the time (recording every message and every frame, answering
+// pings) until the connection ends or Silence. Its methods are safe for
+// concurrent use.
 type Conn struct {
 	s      *Server
 	n      int // 1 for the first connection
@@ -31,6 +36,7 @@ type Conn struct {
 	tcp    net.Conn
 	fc     *filterConn
 	tc     *transport.Conn
+	tap    *tap
 	sendMu sync.Mutex    // one message (or raw write) at a time
 	kill   chan struct{} // closed when the server ends the connection (Drop, Down, Close)
 	done   chan struct{} // closed when the connection has ended
@@ -45,25 +51,34 @@ type Conn struct {
 	code   int
 	reason string
 	endErr error
+	frames []Frame // the client's frames, up to its close frame
+	after  []byte  // what the client sent after its close frame
+	// readErr is the last error of a read from the client: io.EOF when it
+	// closed its end.
+	readErr             error
+	lingering, lingered bool // the server waits, waited for the client to close (AwaitClientClose)
 }
 
 func newConn(s *Server, req *http.Request, tcp, nc net.Conn, br *bufio.Reader, answer http.Header) *Conn {
 	fc := &filterConn{Conn: nc}
-	return &Conn{
+	c := &Conn{
 		s:    s,
 		req:  req,
 		tcp:  tcp,
 		fc:   fc,
 		kill: make(chan struct{}),
 		done: make(chan struct{}),
-		tc: transport.NewConn(fc, br, transport.ConnOptions{
-			Server:       true,
-			Compression:  usesDeflate(answer),
-			ReadLimit:    s.opts.ReadLimit,
-			WriteTimeout: s.timeout,
-			Subprotocol:  answer.Get("Sec-WebSocket-Protocol"),
-		}),
 	}
+	c.tap = &tap{c: c, r: br}
+	c.tc = transport.NewConn(fc, nil, transport.ConnOptions{
+		Server:       true,
+		Compression:  usesDeflate(answer),
+		ReadLimit:    s.opts.ReadLimit,
+		WriteTimeout: s.timeout,
+		Subprotocol:  answer.Get("Sec-WebSocket-Protocol"),
+		ReadSource:   c.tap, // br's bytes, then the socket's, through the tap
+	})
+	return c
 }
 
 // run registers c and reads until the connection ends.
@@ -115,16 +130,23 @@ func (s *Server) run(c *Conn) {
 }
 
 // end records how the connection ended. A silent connection stays open (half
-// open) until the server ends it.
+// open) until the server ends it; with AwaitClientClose, the server reads on
+// until the client closes its end.
 func (c *Conn) end(err error) {
+	lingered := false
 	if c.fc.silent.Load() {
 		select {
 		case <-c.kill:
 		case <-c.s.closing:
 		}
 		err = &transport.CloseError{Code: transport.CloseAbnormal}
+	} else if c.fc.hold.Load() {
+		c.linger()
+		lingered = true
 	}
 	c.tc.Abort()
+	_ = c.fc.Conn.Close() // with hold, Abort left it open
+	c.tap.flush()
 	code, reason := transport.CloseAbnormal, ""
 	var endErr error
 	var ce *transport.CloseError
@@ -135,9 +157,60 @@ func (c *Conn) end(err error) {
 		}
 	}
 	c.s.update(func() {
+		if code == transport.CloseAbnormal && len(c.frames) > 0 && c.frames[len(c.frames)-1].Op == OpClose {
+			// The reader stopped (a write error, Drop) before it got to the
+			// client's close frame, which the tap saw.
+			code, reason = transport.CloseNoStatus, ""
+			if p := c.frames[len(c.frames)-1].Payload; len(p) >= 2 {
+				code, reason = int(p[0])<<8|int(p[1]), string(p[2:])
+			}
+		}
 		c.ended, c.code, c.reason, c.endErr = true, code, reason, endErr
+		c.lingered = lingered
 		c.s.st.Open--
 	})
+}
+
+// linger reads what the client sends until it closes its end of the
+// connection, at most Options.WaitTimeout, or until the server drops it.
+func (c *Conn) linger() {
+	if clientClosed(c.lastReadErr()) {
+		return
+	}
+	c.s.update(func() { c.lingering = true })
+	deadline := time.Now().Add(c.s.timeout)
+	buf := make([]byte, 4096)
+	for {
+		c.s.mu.Lock()
+		killed := c.killed
+		if !killed {
+			_ = c.fc.Conn.SetReadDeadline(deadline)
+		}
+		c.s.mu.Unlock()
+		if killed {
+			return
+		}
+		_, err := c.tap.Read(buf)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline):
+			// Woken by the transport's Close (a write failed): read on.
+		default:
+			return
+		}
+	}
+}
+
+func (c *Conn) lastReadErr() error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.readErr
+}
+
+// clientClosed reports whether a read error means that the client closed
+// its end of the connection (a FIN, or a reset).
+func clientClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // killLocked marks the connection as ended by the server. Under s.mu.
@@ -145,6 +218,9 @@ func (c *Conn) killLocked() {
 	if !c.killed {
 		c.killed = true
 		close(c.kill)
+		if c.fc.hold.Load() {
+			_ = c.fc.Conn.SetReadDeadline(time.Unix(1, 0)) // wakes linger
+		}
 	}
 }
 
@@ -156,10 +232,16 @@ func (c *Conn) Request() *http.Request { return c.req }
 // errSilent is the error of the writes of a silent connection.
 var errSilent = errors.New("the connection is silent (Silence)")
 
+// errShut is the error of the writes after CloseWrite.
+var errShut = errors.New("the server closed its end for writing (CloseWrite)")
+
 // usable is nil when the test may write to the connection.
 func (c *Conn) usable() error {
 	if c.fc.silent.Load() {
 		return fmt.Errorf("wstest: %v: %w", c, errSilent)
+	}
+	if c.fc.shut.Load() {
+		return fmt.Errorf("wstest: %v: %w", c, errShut)
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -246,7 +328,23 @@ func (c *Conn) SendFrame(f Frame) error { return c.WriteRaw(f.Bytes()) }
 // WriteRaw writes b to the socket as it is, in one write, between two frames
 // of the server's other writes: anything at all, a frame cut in the middle,
 // garbage.
-func (c *Conn) WriteRaw(b []byte) error {
+func (c *Conn) WriteRaw(b []byte) error { return c.writeRaw(b, 0, 0) }
+
+// WriteSliced is WriteRaw in pieces: it writes b in writes of at most size
+// bytes, waiting gap between two, so that the client reads a frame (or
+// several) piece by piece, whatever the network does; over wss each piece
+// is a TLS record of its own (Network.SetSlicing, in the proxy, slices the
+// encrypted stream instead). Nothing else is written in between. The whole
+// of it (the answers to the client's pings wait) must take less than
+// Options.WaitTimeout.
+func (c *Conn) WriteSliced(b []byte, size int, gap time.Duration) error {
+	if size < 1 {
+		return fmt.Errorf("wstest: WriteSliced in pieces of %d bytes", size)
+	}
+	return c.writeRaw(b, size, gap)
+}
+
+func (c *Conn) writeRaw(b []byte, size int, gap time.Duration) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
@@ -255,11 +353,45 @@ func (c *Conn) WriteRaw(b []byte) error {
 	}
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
-	c.fc.raw.Store(&b[0])
+	c.fc.raw.Store(&rawWrite{first: &b[0], size: size, gap: gap})
 	err := c.tc.WriteRaw(b)
 	c.fc.raw.Store(nil)
 	if err != nil {
 		return fmt.Errorf("wstest: %v: %w", c, err)
+	}
+	return nil
+}
+
+// CloseWrite ends the server's side of the TCP stream (over wss, a TLS
+// close_notify, then the TCP FIN) and goes on reading: the client reads
+// the end of the stream, as after Drop, but the server still sees what the
+// client does next (its close frame if it sends one: WaitClosed, Frames;
+// whether it closes its end: AfterClose, with AwaitClientClose). The
+// server writes nothing more: the test's writes fail, the answers to pings
+// and to a close frame are dropped.
+func (c *Conn) CloseWrite() error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.fc.shut.Swap(true) {
+		return nil
+	}
+	var err error
+	tlsConn, isTLS := c.fc.Conn.(*tls.Conn)
+	if isTLS {
+		err = tlsConn.CloseWrite() // close_notify
+	}
+	if tcp, ok := c.tcp.(interface{ CloseWrite() error }); ok && err == nil {
+		// After a close_notify the client may have closed already, and the
+		// connection ended: then the FIN is moot.
+		if e := tcp.CloseWrite(); !(isTLS && errors.Is(e, net.ErrClosed)) {
+			err = e
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("wstest: %v: CloseWrite: %w", c, err)
 	}
 	return nil
 }
@@ -388,18 +520,93 @@ func (c *Conn) Pings() (received, answered int) {
 	return c.pings, int(c.fc.pongs.Load())
 }
 
+// Frames returns every frame the client sent so far (once whole), in
+// order, up to and including its close frame: what its pongs carried, whether its
+// close frame was masked and final, how it fragmented a message. They are as
+// they were on the wire (Masked, MaskKey, Rsv, LengthBits as sent), with the
+// payload unmasked, and still compressed when permessage-deflate was
+// negotiated (RSV1 set). Frames the server refused are there too; a frame
+// the connection ended in the middle of is there with the part of its
+// payload that came. What follows the close frame is not parsed: see
+// AfterClose. Their Payload must not be modified.
+func (c *Conn) Frames() []Frame {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]Frame(nil), c.frames...)
+}
+
+// AwaitClientClose makes the server leave the TCP connection open at its
+// end, until the client closes it: after the close handshake (or after the
+// server failed the connection, or CloseWrite), the server reads on, at
+// most Options.WaitTimeout, instead of closing the connection first as RFC
+// 6455 7.1.1 has it (the default). AfterClose then reports whether the
+// client closed its end, and what it sent after its close frame. The
+// connection ends (WaitClosed, Open) when the client has closed it, the
+// wait ran out, or the server dropped it (Drop, Reset, Down, Close). Call it
+// before the connection ends: right after NextConn.
+func (c *Conn) AwaitClientClose() { c.fc.hold.Store(true) }
+
+// AfterClose waits until the connection has ended, like WaitClosed, and
+// reports how the client left: the bytes it sent after its close frame
+// (nil when there were none, or no close frame), and an error unless the
+// client closed its end of the TCP connection itself (the server read its
+// FIN, or a reset). The error says what happened instead: the client did
+// not close within Options.WaitTimeout, the server dropped the connection
+// first, or it closed first because AwaitClientClose was not called.
+func (c *Conn) AfterClose(ctx context.Context) (after []byte, err error) {
+	if err := c.waitEnded(ctx); err != nil {
+		return nil, err
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	after = append([]byte(nil), c.after...)
+	switch {
+	case clientClosed(c.readErr):
+		return after, nil
+	case c.killed:
+		return after, fmt.Errorf("wstest: the server dropped %v (Drop, Reset, Down or Close) before the client closed it", c)
+	case !c.lingered:
+		return after, fmt.Errorf("wstest: the server closed %v first (AwaitClientClose waits for the client)", c)
+	case errors.Is(c.readErr, os.ErrDeadlineExceeded):
+		return after, fmt.Errorf("wstest: the client did not close %v within %v", c, c.s.timeout)
+	}
+	return after, fmt.Errorf("wstest: %v: reading until the client closed: %w", c, c.readErr)
+}
+
 // WaitClosed waits until the connection has ended, at most until ctx ends
 // or Options.WaitTimeout, and returns the close frame the client sent: its
 // code and reason, 1005 for a close frame without a code, 1006 when the
 // connection ended without one (a drop by either side). When the client
 // broke the protocol (an unmasked frame, invalid UTF-8, a message over
 // Options.ReadLimit), code is the one the server closed with and err says
-// what the client did.
+// what the client did. With AwaitClientClose the connection ends once the
+// client has closed the TCP connection too.
 func (c *Conn) WaitClosed(ctx context.Context) (code int, reason string, err error) {
-	if err := c.s.wait(ctx, func() bool { return c.ended }); err != nil {
-		return 0, "", fmt.Errorf("wstest: %v has not ended: %w", c, err)
+	if err := c.waitEnded(ctx); err != nil {
+		return 0, "", err
 	}
 	return c.closeStatus()
+}
+
+// waitEnded waits until the connection has ended, at most until ctx ends or
+// Options.WaitTimeout; when that passes while the server waits for the
+// client to close (linger, itself bounded by Options.WaitTimeout), until
+// that wait is over.
+func (c *Conn) waitEnded(ctx context.Context) error {
+	ended := func() bool { return c.ended }
+	err := c.s.wait(ctx, ended)
+	if err != nil && (ctx == nil || ctx.Err() == nil) && !errors.Is(err, ErrServerClosed) {
+		c.s.mu.Lock()
+		lingering := c.lingering
+		c.s.mu.Unlock()
+		if lingering {
+			err = c.s.wait(ctx, ended)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("wstest: %v has not ended: %w", c, err)
+	}
+	return nil
 }
 
 func (c *Conn) closeStatus() (int, string, error) {
