@@ -1,16 +1,19 @@
 package wsclient
 
-// Fuzz targets: a raw server sends fuzzed bytes, and the client must never panic,
+// Fuzz targets: a server sends fuzzed bytes, and the client must never panic,
 // never hang past its timeouts and leave nothing behind.
 //
 //	go test -run XXX -fuzz FuzzServerFrames -fuzztime 60s .
 //	go test -run XXX -fuzz FuzzHandshakeResponse -fuzztime 60s .
 //
 // Each execution runs one client (Run, one attempt, OnDisconnect stops) against
-// a raw server shared by the target. goleak would be too slow per execution;
-// instead every execution checks that Run returned within its bound and that
-// the client closed its socket (the server's end saw EOF), and TestMain's goleak
-// checks the whole run. The seed corpora are in testdata/fuzz/<target>.
+// a server: for FuzzServerFrames a wstest server of its own, for
+// FuzzHandshakeResponse a raw one (internal/rawws: the fuzzed bytes are the
+// handshake's answer) shared by the target. goleak would be too slow per
+// execution; instead every execution checks that Run returned within its bound
+// and that the client closed its socket (the server's end saw EOF, or a reset),
+// and TestMain's goleak checks the whole run. The seed corpora are in
+// testdata/fuzz/<target>.
 
 import (
 	"bufio"
@@ -26,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ff42ae21/wsclient/internal/rawws"
+	"github.com/ff42ae21/wsclient/wstest"
 )
 
 // fuzzInput is what the server sends on one connection.
@@ -35,9 +39,11 @@ type fuzzInput struct {
 	frames   []byte // sent after the response
 	chunk    int    // write in pieces of this many bytes (0: one write)
 	done     chan struct{}
+	err      error // set before done is closed: what the server saw instead of the client closing its socket
 }
 
-// fuzzHarness serves every execution's input on the path of its URL.
+// fuzzHarness serves every execution's input on the path of its URL, with a
+// handshake answer of the input's (FuzzHandshakeResponse).
 type fuzzHarness struct {
 	srv    *rawws.Server
 	next   atomic.Uint64
@@ -144,10 +150,37 @@ func (h *fuzzHarness) run(t *testing.T, in *fuzzInput) {
 	in.done = make(chan struct{})
 	h.inputs.Store(path, in)
 	defer h.inputs.Delete(path)
+	runFuzzClient(t, h.srv.URL()+path[1:], in)
+}
 
+// serveFuzzFrames is FuzzServerFrames' server: after wstest's handshake it
+// writes in.frames (in pieces of in.chunk bytes, as long as that is at most 64
+// pieces), then nothing more (CloseWrite): the client must end, and close its
+// socket (AfterClose). It closes in.done when it is over.
+func serveFuzzFrames(srv *wstest.Server, in *fuzzInput) {
+	defer close(in.done)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := srv.NextConn(ctx)
+	if err != nil {
+		in.err = err
+		return
+	}
+	c.AwaitClientClose()
+	if in.chunk > 0 && len(in.frames)/in.chunk <= 64 {
+		_ = c.WriteSliced(in.frames, in.chunk, 50*time.Microsecond)
+	} else {
+		_ = c.WriteRaw(in.frames)
+	}
+	_ = c.CloseWrite() // fails when the connection has ended already
+	_, in.err = c.AfterClose(ctx)
+}
+
+// runFuzzClient makes one client attempt at url, whose server serves in.
+func runFuzzClient(t *testing.T, url string, in *fuzzInput) {
 	const limit = 64 << 10
 	handler := &fuzzHandler{limit: limit}
-	c, err := New(h.srv.URL()+path[1:], handler, &Options{
+	c, err := New(url, handler, &Options{
 		HandshakeTimeout: time.Second,
 		WriteTimeout:     time.Second,
 		CloseTimeout:     200 * time.Millisecond,
@@ -173,6 +206,9 @@ func (h *fuzzHarness) run(t *testing.T, in *fuzzInput) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client's socket was still open after Run returned")
 	}
+	if in.err != nil {
+		t.Errorf("the client did not close its socket: %v", in.err)
+	}
 	handler.mu.Lock()
 	defer handler.mu.Unlock()
 	if handler.disconnects != 1 || handler.terminates != 1 {
@@ -186,13 +222,23 @@ func (h *fuzzHarness) run(t *testing.T, in *fuzzInput) {
 	}
 }
 
-// FuzzServerFrames: after a valid handshake, the server sends fuzzed bytes.
+// FuzzServerFrames: after a valid handshake, the server (wstest's, one per
+// execution) sends fuzzed bytes.
 func FuzzServerFrames(f *testing.F) {
-	f.Add(encode(rawws.Text("hello"), rawws.CloseFrame(CloseNormal, "")), uint8(0))
-	f.Add(encode(rawws.Text("hello")), uint8(1))
-	h := newFuzzHarness(f)
+	f.Add(encode(wText("hello"), wstest.CloseFrame(CloseNormal, "")), uint8(0))
+	f.Add(encode(wText("hello")), uint8(1))
 	f.Fuzz(func(t *testing.T, frames []byte, chunk uint8) {
-		h.run(t, &fuzzInput{frames: frames, chunk: int(chunk)})
+		srv, err := wstest.NewServer(&wstest.Options{WaitTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &fuzzInput{frames: frames, chunk: int(chunk), done: make(chan struct{})}
+		go serveFuzzFrames(srv, in)
+		defer func() {
+			srv.Close() // ends serveFuzzFrames' waits, if they are still on
+			<-in.done
+		}()
+		runFuzzClient(t, srv.URL(), in)
 	})
 }
 
