@@ -9,10 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +24,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// The servers of these tests are wstest's (Options.TLS, Options.ClientCert,
+// with their generated certificates) wherever the client is to trust the
+// server's certificate, or the server the client's. testCA makes the
+// certificates wstest does not: for a wrong host name, an expired one, one of
+// a CA nobody trusts, the CAs of a bundle; and handshakeOnlyServer serves
+// them, and TLS below 1.2, for handshakes that must fail.
 
 // testCA is a certificate authority made in the test.
 type testCA struct {
@@ -128,6 +138,31 @@ func writePEMFile(t testing.TB, dir, name string, data []byte) string {
 	return path
 }
 
+// handshakeOnlyServer is a TLS server with cfg that upgrades nothing: it
+// counts the HTTP requests that reach it, for TLS handshakes that must fail
+// before one does. Its error log (the failed handshakes) is discarded.
+func handshakeOnlyServer(t *testing.T, cfg *tls.Config) (url string, requests func() int) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(w, "no WebSocket here", http.StatusNotImplemented)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = cfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return "wss" + strings.TrimPrefix(srv.URL, "https"), func() int { return int(n.Load()) }
+}
+
+// lastRequest is the last handshake request srv read.
+func lastRequest(t *testing.T, srv *wstest.Server) *http.Request {
+	t.Helper()
+	reqs := srv.Requests()
+	require.NotEmpty(t, reqs, "no handshake request")
+	return reqs[len(reqs)-1]
+}
+
 // runStopped runs a client that is expected to stop by itself and returns
 // Run's error and the disconnect that stopped it.
 func runStopped(t *testing.T, url string, o *Options) (Disconnect, error) {
@@ -139,12 +174,8 @@ func runStopped(t *testing.T, url string, o *Options) (Disconnect, error) {
 }
 
 func TestTLSVerifiesChainAndHostName(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	srv := newTestServer(t, serverConfig{tls: &tls.Config{
-		Certificates: []tls.Certificate{ca.serverCert(t, "localhost", "127.0.0.1")},
-		NextProtos:   []string{"h2", "http/1.1"},
-	}})
-	_, port, _ := net.SplitHostPort(srv.addr())
+	srv := wstest.Start(t, &wstest.Options{TLS: true, Echo: true}) // a certificate for localhost and 127.0.0.1
+	_, port, _ := net.SplitHostPort(srv.Addr())
 	for _, tc := range []struct {
 		host, sni string
 	}{
@@ -152,11 +183,13 @@ func TestTLSVerifiesChainAndHostName(t *testing.T) {
 		{"localhost", "localhost"},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
-			mine := &tls.Config{RootCAs: ca.pool, NextProtos: []string{"h2", "http/1.1"}}
+			mine := &tls.Config{RootCAs: srv.CertPool(), NextProtos: []string{"h2", "http/1.1"}}
 			logs := newCaptureHandler()
+			tap := &wireTap{record: true} // the ClientHello
 			o := testOptions()
 			o.TLSConfig = mine
 			o.Logger = slog.New(logs)
+			o.NetDialContext = tap.dial
 			rec := newRecorder()
 			c := mustNew(t, "wss://"+net.JoinHostPort(tc.host, port)+"/", rec, o)
 			mine.RootCAs = nil // New took a copy: a later change does not reach the client
@@ -164,11 +197,14 @@ func TestTLSVerifiesChainAndHostName(t *testing.T) {
 			rec.next(t, "connect")
 			echoThrough(t, c, rec, TextFrame("verified"))
 
-			req := srv.request(t)
+			req := lastRequest(t, srv)
 			require.NotNil(t, req.TLS)
 			assert.Equal(t, tc.sni, req.TLS.ServerName)
 			assert.GreaterOrEqual(t, req.TLS.Version, uint16(tls.VersionTLS12))
 			assert.NotEqual(t, "h2", req.TLS.NegotiatedProtocol, "ALPN offers http/1.1 only: the upgrade is HTTP/1.1")
+			// wstest's server would pick http/1.1 anyway: what the client
+			// offered is in its ClientHello.
+			assert.Equal(t, []string{"http/1.1"}, tap.offeredALPN(t, 0), "ALPN offers http/1.1 only: the upgrade is HTTP/1.1")
 
 			// The caller's config was never modified.
 			assert.Empty(t, mine.ServerName)
@@ -182,38 +218,49 @@ func TestTLSVerifiesChainAndHostName(t *testing.T) {
 }
 
 func TestTLSBelow12Refused(t *testing.T) {
-	ca := newTestCA(t, "old CA")
-	srv := newTestServer(t, serverConfig{tls: &tls.Config{
+	ca := newTestCA(t, "old CA") // wstest serves TLS 1.2 and up
+	url, requests := handshakeOnlyServer(t, &tls.Config{
 		Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")},
 		MinVersion:   tls.VersionTLS10,
 		MaxVersion:   tls.VersionTLS11,
-	}})
+	})
 	o := testOptions()
 	o.TLSConfig = &tls.Config{RootCAs: ca.pool}
 	rec := newRecorder()
 	rec.decide = func(Disconnect) Decision { return Stop() }
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, url, rec, o)
 	err := c.Run(ctxTimeout(t, 5*time.Second))
 	assert.ErrorContains(t, err, "protocol version")
-	assert.Zero(t, srv.conns.Load(), "no handshake request went out")
+	assert.Zero(t, requests(), "no handshake request went out")
 }
 
 func TestTLSCertificateErrorsStop(t *testing.T) {
 	ca := newTestCA(t, "good CA")
 	other := newTestCA(t, "other CA")
+	// wstest: a certificate for 127.0.0.1 of a CA the client does not know.
+	wss := func(t *testing.T) (string, func() int) {
+		srv := wstest.Start(t, &wstest.Options{TLS: true})
+		return srv.URL(), func() int { return srv.Stats().Requests }
+	}
+	// Certificates wstest does not make.
+	serving := func(cert tls.Certificate) func(t *testing.T) (string, func() int) {
+		return func(t *testing.T) (string, func() int) {
+			return handshakeOnlyServer(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+		}
+	}
 	for _, tc := range []struct {
 		name    string
-		cert    tls.Certificate
+		server  func(t *testing.T) (url string, requests func() int)
 		roots   *x509.CertPool // nil: the system roots
 		wantErr any
 		check   func(t *testing.T, err error)
 	}{
-		{name: "unknown CA, system roots", cert: ca.serverCert(t, "127.0.0.1"), wantErr: &x509.UnknownAuthorityError{}},
-		{name: "unknown CA, other pool", cert: ca.serverCert(t, "127.0.0.1"), roots: other.pool, wantErr: &x509.UnknownAuthorityError{}},
-		{name: "wrong host name", cert: ca.serverCert(t, "other.example", "10.9.8.7"), roots: ca.pool, wantErr: &x509.HostnameError{}},
+		{name: "unknown CA, system roots", server: wss, wantErr: &x509.UnknownAuthorityError{}},
+		{name: "unknown CA, other pool", server: wss, roots: other.pool, wantErr: &x509.UnknownAuthorityError{}},
+		{name: "wrong host name", server: serving(ca.serverCert(t, "other.example", "10.9.8.7")), roots: ca.pool, wantErr: &x509.HostnameError{}},
 		{
 			name:    "expired",
-			cert:    ca.pair(t, certSpec{cn: "old", hosts: []string{"127.0.0.1"}, notAfter: time.Now().Add(-time.Hour)}),
+			server:  serving(ca.pair(t, certSpec{cn: "old", hosts: []string{"127.0.0.1"}, notAfter: time.Now().Add(-time.Hour)})),
 			roots:   ca.pool,
 			wantErr: &x509.CertificateInvalidError{},
 			check: func(t *testing.T, err error) {
@@ -224,12 +271,12 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{tc.cert}}})
+			url, requests := tc.server(t)
 			o := testOptions()
 			if tc.roots != nil {
 				o.TLSConfig = &tls.Config{RootCAs: tc.roots}
 			}
-			d, err := runStopped(t, srv.wsURL(), o)
+			d, err := runStopped(t, url, o)
 			var tlsErr *TLSError
 			require.ErrorAs(t, err, &tlsErr)
 			assert.False(t, tlsErr.Remote)
@@ -248,54 +295,63 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 			assert.True(t, d.Suggested.IsStop(), "certificate errors stop by default")
 			assert.Equal(t, 1, d.Attempt)
 			assert.False(t, d.Connected)
-			assert.Zero(t, srv.conns.Load(), "no handshake request went out")
+			assert.Zero(t, requests(), "no handshake request went out")
 		})
 	}
 }
 
-// mtlsServer requires a client certificate signed by clientCA and reports the
-// common name of each one it accepted.
-func mtlsServer(t *testing.T, serverCA, clientCA *testCA, maxVersion uint16) (*testServer, chan string) {
+// mtlsServer is a wstest echo server that requires a client certificate
+// signed by its client CA (Options.ClientCert), and its files: its CA, the
+// client certificate and key.
+func mtlsServer(t *testing.T) (srv *wstest.Server, caFile, certFile, keyFile string) {
 	t.Helper()
-	names := make(chan string, 10)
-	srv := newTestServer(t, serverConfig{
-		tls: &tls.Config{
-			Certificates: []tls.Certificate{serverCA.serverCert(t, "127.0.0.1")},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    clientCA.pool,
-			MaxVersion:   maxVersion,
-		},
-		before: func(w http.ResponseWriter, r *http.Request, n int) bool {
-			names <- r.TLS.PeerCertificates[0].Subject.CommonName
-			return true
-		},
-	})
-	return srv, names
+	srv = wstest.Start(t, &wstest.Options{ClientCert: true, Echo: true})
+	caFile, certFile, keyFile, err := srv.CertFiles(t.TempDir())
+	require.NoError(t, err)
+	return srv, caFile, certFile, keyFile
+}
+
+// acceptedClientCert checks that srv's last handshake request came with
+// want, the client certificate, over TLS version, and returns its common name.
+func acceptedClientCert(t *testing.T, srv *wstest.Server, want tls.Certificate, version uint16) string {
+	t.Helper()
+	st := lastRequest(t, srv).TLS
+	require.NotNil(t, st)
+	require.NotEmpty(t, st.PeerCertificates, "no client certificate")
+	assert.True(t, st.PeerCertificates[0].Equal(want.Leaf), "the client certificate")
+	assert.Equal(t, tls.VersionName(version), tls.VersionName(st.Version))
+	return st.PeerCertificates[0].Subject.CommonName
 }
 
 func TestTLSMutual(t *testing.T) {
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
-	dir := t.TempDir()
-	caFile := writePEMFile(t, dir, "ca.pem", serverCA.pem)
-	certPEM, keyPEM := clientCA.issue(t, certSpec{cn: "client-1", client: true})
-	certFile, keyFile := writePEMFile(t, dir, "client.pem", certPEM), writePEMFile(t, dir, "client.key", keyPEM)
-
+	intruder := newTestCA(t, "intruder CA") // a CA no wstest server trusts
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
+			// The client caps the version: wstest's server offers 1.2 and 1.3.
+			capped := func(cfg *tls.Config) *tls.Config {
+				if cfg == nil {
+					cfg = &tls.Config{}
+				}
+				cfg.MaxVersion = version
+				return cfg
+			}
 			t.Run("Options.TLSFiles", func(t *testing.T) {
-				srv, names := mtlsServer(t, serverCA, clientCA, version)
+				srv, caFile, certFile, keyFile := mtlsServer(t)
 				rec := newRecorder()
 				o := testOptions()
 				o.TLSFiles = &TLSFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}
-				c := mustNew(t, srv.wsURL(), rec, o)
+				if version != tls.VersionTLS13 { // 1.3 with TLSFiles alone
+					o.TLSConfig = capped(nil)
+				}
+				c := mustNew(t, srv.URL(), rec, o)
 				startClient(t, c)
 				rec.next(t, "connect")
-				assert.Equal(t, "client-1", <-names)
+				assert.Equal(t, "wstest client", acceptedClientCert(t, srv, srv.ClientCertificate(), version))
 				echoThrough(t, c, rec, TextFrame("mutual"))
 			})
 			t.Run("TLSFiles.Config", func(t *testing.T) {
-				srv, names := mtlsServer(t, serverCA, clientCA, version)
-				base := &tls.Config{ServerName: "127.0.0.1"}
+				srv, caFile, certFile, keyFile := mtlsServer(t)
+				base := capped(&tls.Config{ServerName: "127.0.0.1"})
 				cfg, err := TLSFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}.Config(base)
 				require.NoError(t, err)
 				assert.Nil(t, base.RootCAs, "base is not modified")
@@ -303,16 +359,16 @@ func TestTLSMutual(t *testing.T) {
 				rec := newRecorder()
 				o := testOptions()
 				o.TLSConfig = cfg
-				c := mustNew(t, srv.wsURL(), rec, o)
+				c := mustNew(t, srv.URL(), rec, o)
 				startClient(t, c)
 				rec.next(t, "connect")
-				assert.Equal(t, "client-1", <-names)
+				assert.Equal(t, "wstest client", acceptedClientCert(t, srv, srv.ClientCertificate(), version))
 			})
 			t.Run("no client certificate", func(t *testing.T) {
-				srv, _ := mtlsServer(t, serverCA, clientCA, version)
+				srv, _, _, _ := mtlsServer(t)
 				o := testOptions()
-				o.TLSConfig = &tls.Config{RootCAs: serverCA.pool}
-				d, err := runStopped(t, srv.wsURL(), o)
+				o.TLSConfig = capped(&tls.Config{RootCAs: srv.CertPool()})
+				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
 				assert.True(t, tlsErr.Remote)
@@ -322,11 +378,11 @@ func TestTLSMutual(t *testing.T) {
 			t.Run("TLSConfig certificate of an unknown CA", func(t *testing.T) {
 				// crypto/tls sends no certificate that the server's list of
 				// acceptable CAs does not name.
-				srv, _ := mtlsServer(t, serverCA, clientCA, version)
+				srv, _, _, _ := mtlsServer(t)
 				o := testOptions()
-				o.TLSConfig = &tls.Config{RootCAs: serverCA.pool,
-					Certificates: []tls.Certificate{serverCA.pair(t, certSpec{cn: "intruder", client: true})}}
-				d, err := runStopped(t, srv.wsURL(), o)
+				o.TLSConfig = capped(&tls.Config{RootCAs: srv.CertPool(),
+					Certificates: []tls.Certificate{intruder.pair(t, certSpec{cn: "intruder", client: true})}})
+				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
 				assert.True(t, tlsErr.Remote)
@@ -335,13 +391,14 @@ func TestTLSMutual(t *testing.T) {
 			t.Run("TLSFiles certificate of an unknown CA", func(t *testing.T) {
 				// TLSFiles sends its certificate anyway: the server's alert
 				// then says what is wrong with it.
-				srv, _ := mtlsServer(t, serverCA, clientCA, version)
-				certPEM, keyPEM := serverCA.issue(t, certSpec{cn: "intruder", client: true})
+				srv, caFile, _, _ := mtlsServer(t)
+				certPEM, keyPEM := intruder.issue(t, certSpec{cn: "intruder", client: true})
 				sub := t.TempDir()
 				o := testOptions()
+				o.TLSConfig = capped(nil)
 				o.TLSFiles = &TLSFiles{CAFile: caFile,
 					CertFile: writePEMFile(t, sub, "c.pem", certPEM), KeyFile: writePEMFile(t, sub, "k.pem", keyPEM)}
-				d, err := runStopped(t, srv.wsURL(), o)
+				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
 				assert.True(t, tlsErr.Remote)
@@ -352,68 +409,71 @@ func TestTLSMutual(t *testing.T) {
 	}
 }
 
+// TestTLSFilesReloadedEveryAttempt: the server goes away (close 1012) and
+// comes back with new certificates, its own signed by a new CA and a new
+// client CA: the CA and client certificate files, rotated on disk meanwhile,
+// are read again for the next attempt. The server before and the one after
+// are two wstest servers (each with its own certificates) behind the same URL:
+// the client's dialer reaches the first, then the second.
 func TestTLSFilesReloadedEveryAttempt(t *testing.T) {
-	caA, caB := newTestCA(t, "CA before rotation"), newTestCA(t, "CA after rotation")
-	clientCA := newTestCA(t, "client CA")
-	certA, certB := caA.serverCert(t, "127.0.0.1"), caB.serverCert(t, "127.0.0.1")
-	var handshakes atomic.Int32
-	names := make(chan string, 10)
-	serverTLS := func(cert tls.Certificate) *tls.Config {
-		return &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.pool}
+	before := wstest.Start(t, &wstest.Options{ClientCert: true})
+	after := wstest.Start(t, &wstest.Options{ClientCert: true, Echo: true})
+	pemFiles := func(srv *wstest.Server) map[string][]byte {
+		caFile, certFile, keyFile, err := srv.CertFiles(t.TempDir())
+		require.NoError(t, err)
+		out := map[string][]byte{}
+		for name, f := range map[string]string{"ca.pem": caFile, "client.pem": certFile, "client.key": keyFile} {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			out[name] = data
+		}
+		return out
 	}
-	srv := newTestServer(t, serverConfig{
-		tls: &tls.Config{
-			// The server's own certificate rotates too: from the second
-			// handshake on it is signed by caB, which the client trusts only
-			// once its CA file was replaced.
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-				if handshakes.Add(1) == 1 {
-					return serverTLS(certA), nil
-				}
-				return serverTLS(certB), nil
-			},
-		},
-		before: func(w http.ResponseWriter, r *http.Request, n int) bool {
-			names <- r.TLS.PeerCertificates[0].Subject.CommonName
-			return true
-		},
-		serve: func(ws *websocket.Conn, n int) {
-			if n == 1 { // go away, come back with the new certificate
-				ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(CloseServiceRestart, "rotate"))
-				ws.ReadMessage()
-				return
-			}
-			echo(ws)
-		},
-	})
-
 	dir := t.TempDir()
-	write := func(ca *testCA, cn string) {
-		certPEM, keyPEM := clientCA.issue(t, certSpec{cn: cn, client: true})
-		writePEMFile(t, dir, "ca.pem", ca.pem)
-		writePEMFile(t, dir, "client.pem", certPEM)
-		writePEMFile(t, dir, "client.key", keyPEM)
+	// write replaces the files atomically, as a rotation should.
+	write := func(files map[string][]byte) error {
+		for name, data := range files {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	write(caA, "client-before")
+	filesBefore, filesAfter := pemFiles(before), pemFiles(after)
+	require.NoError(t, write(filesBefore))
 	files := &TLSFiles{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client.key")}
 
+	rotated := make(chan error, 10)
 	rec := newRecorder()
 	rec.decide = func(d Disconnect) Decision {
-		write(caB, "client-after") // rotated on disk between two attempts
+		rotated <- write(filesAfter) // rotated on disk between two attempts
 		return Decision{}
 	}
+	var dials atomic.Int32
 	o := testOptions()
 	o.TLSFiles = files
-	c := mustNew(t, srv.wsURL(), rec, o)
+	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) > 1 {
+			addr = after.Addr() // the server came back with its new certificates
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c := mustNew(t, before.URL(), rec, o)
 	files.CAFile = "/nonexistent" // New took a copy
 	startClient(t, c)
 	rec.next(t, "connect")
-	assert.Equal(t, "client-before", <-names)
+	assert.Equal(t, "wstest client", acceptedClientCert(t, before, before.ClientCertificate(), tls.VersionTLS13), "the certificate before the rotation")
+	require.NoError(t, nextConn(t, before).Close(CloseServiceRestart, "rotate")) // go away, come back with the new certificate
 	d := rec.next(t, "disconnect").disc
 	assert.Equal(t, CloseServiceRestart, CloseStatus(d.Err))
+	require.NoError(t, <-rotated)
 	ev := rec.next(t, "connect")
 	assert.Equal(t, uint64(2), ev.gen, "the rotated files work at the very next attempt")
-	assert.Equal(t, "client-after", <-names)
+	assert.Equal(t, "wstest client", acceptedClientCert(t, after, after.ClientCertificate(), tls.VersionTLS13), "the certificate after the rotation")
 	echoThrough(t, c, rec, TextFrame("rotated"))
 }
 
@@ -436,8 +496,7 @@ func TestTLSFilesErrors(t *testing.T) {
 		}
 	})
 	t.Run("attempts fail and are retried", func(t *testing.T) {
-		ca := newTestCA(t, "CA")
-		srv := newTestServer(t, serverConfig{tls: &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, "127.0.0.1")}}})
+		srv := wstest.Start(t, &wstest.Options{TLS: true})
 		for _, tc := range []struct {
 			file, want string
 		}{
@@ -448,7 +507,7 @@ func TestTLSFilesErrors(t *testing.T) {
 			rec := newRecorder()
 			o := testOptions()
 			o.TLSFiles = &TLSFiles{CAFile: tc.file}
-			c := mustNew(t, srv.wsURL(), rec, o)
+			c := mustNew(t, srv.URL(), rec, o)
 			startClient(t, c)
 			for i := 1; i <= 2; i++ {
 				d := rec.next(t, "disconnect").disc
@@ -458,14 +517,14 @@ func TestTLSFilesErrors(t *testing.T) {
 			}
 			require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
 		}
-		assert.Zero(t, srv.conns.Load())
+		assert.Zero(t, srv.Stats().Requests)
 	})
 	t.Run("not read for ws", func(t *testing.T) {
-		srv := newTestServer(t, serverConfig{})
+		srv := wstest.Start(t, nil)
 		rec := newRecorder()
 		o := testOptions()
 		o.TLSFiles = &TLSFiles{CAFile: garbage}
-		c := mustNew(t, srv.wsURL(), rec, o)
+		c := mustNew(t, srv.URL(), rec, o)
 		startClient(t, c)
 		rec.next(t, "connect")
 	})
@@ -531,26 +590,17 @@ func (h *captureHandler) find(level slog.Level, substr string) []slog.Record {
 }
 
 func TestInsecureSkipVerifyWarnsAtEveryConnect(t *testing.T) {
-	ca := newTestCA(t, "nobody trusts me")
-	srv := newTestServer(t, serverConfig{
-		tls: &tls.Config{Certificates: []tls.Certificate{
-			ca.pair(t, certSpec{cn: "wrong", hosts: []string{"wrong.example"}, notAfter: time.Now().Add(-time.Hour)}),
-		}},
-		serve: func(ws *websocket.Conn, n int) {
-			if n == 1 {
-				return // drop the first connection: the client connects again
-			}
-			echo(ws)
-		},
-	})
+	// A certificate of a CA the client does not know (it has no RootCAs).
+	srv := wstest.Start(t, &wstest.Options{TLS: true})
 	logs := newCaptureHandler()
 	rec := newRecorder()
 	o := testOptions()
 	o.InsecureSkipVerifyTLS = true
 	o.Logger = slog.New(logs)
-	c := mustNew(t, srv.wsURL(), rec, o)
+	c := mustNew(t, srv.URL(), rec, o)
 	startClient(t, c)
 	rec.next(t, "connect")
+	nextConn(t, srv).Drop() // drop the first connection: the client connects again
 	rec.next(t, "disconnect")
 	rec.next(t, "connect")
 	warnings := logs.find(slog.LevelWarn, "WITHOUT verifying")
@@ -562,7 +612,7 @@ func TestInsecureSkipVerifyWarnsAtEveryConnect(t *testing.T) {
 		}
 		return true
 	})
-	assert.Equal(t, srv.wsURL(), url)
+	assert.Equal(t, srv.URL(), url)
 }
 
 func TestInsecureSkipVerifyNeedsTheExplicitOption(t *testing.T) {
