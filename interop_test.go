@@ -16,11 +16,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
+	"log"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,13 +173,79 @@ func TestInteropPythonWebsocketsDeflate(t *testing.T) {
 	interopRoundTrips(t, p.URL, o)
 }
 
-// interopGorillaUpstream is the gorilla echo server behind nginx.
-func interopGorillaUpstream(t *testing.T, compression bool) *testServer {
+// gorillaPeer is a gorilla/websocket echo server on loopback, the upstream
+// behind nginx: a third-party peer on purpose (wstest shares this module's
+// codec). It counts its live connections and closes every socket at cleanup.
+type gorillaPeer struct {
+	srv  *httptest.Server
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	live map[*websocket.Conn]bool
+}
+
+func startGorillaPeer(t *testing.T, upgrader websocket.Upgrader) *gorillaPeer {
 	t.Helper()
-	return newTestServer(t, serverConfig{upgrader: websocket.Upgrader{
+	p := &gorillaPeer{live: map[*websocket.Conn]bool{}}
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.wg.Add(1)
+		defer p.wg.Done()
+		ws, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.live[ws] = true
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			delete(p.live, ws)
+			p.mu.Unlock()
+			ws.Close()
+		}()
+		for { // echo
+			mt, data, err := ws.ReadMessage()
+			if err != nil || ws.WriteMessage(mt, data) != nil {
+				return
+			}
+		}
+	}))
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	p.srv.Start()
+	t.Cleanup(func() {
+		p.dropLive()
+		p.srv.CloseClientConnections()
+		p.srv.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// addr is the peer's 127.0.0.1:port.
+func (p *gorillaPeer) addr() string { return p.srv.Listener.Addr().String() }
+
+// liveConns is the number of upgraded connections whose handler still runs.
+func (p *gorillaPeer) liveConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live)
+}
+
+// dropLive closes the socket of every live connection, without a close frame.
+func (p *gorillaPeer) dropLive() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ws := range p.live {
+		ws.NetConn().Close()
+	}
+}
+
+// interopGorillaUpstream is the gorilla echo server behind nginx.
+func interopGorillaUpstream(t *testing.T, compression bool) *gorillaPeer {
+	t.Helper()
+	return startGorillaPeer(t, websocket.Upgrader{
 		Subprotocols:      []string{"chat", "superchat"},
 		EnableCompression: compression,
-	}})
+	})
 }
 
 func TestInteropNginxWSS(t *testing.T) {

@@ -16,10 +16,11 @@ import (
 )
 
 // TestNginxWSS runs the client against nginx as a wss reverse proxy in front of
-// a gorilla echo server: TLS verified with a CA file, subprotocol, compression
-// and keepalive end to end. It skips when nginx is missing, unless CI=true.
+// a gorilla echo server (gorillaPeer, interop_test.go): TLS verified with a CA
+// file, subprotocol, compression and keepalive end to end. It skips when
+// nginx is missing, unless CI=true.
 func TestNginxWSS(t *testing.T) {
-	up := newTestServer(t, serverConfig{upgrader: websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"v1"}}})
+	up := startGorillaPeer(t, websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"v1"}})
 	nginx := peers.StartNginxWSS(t, up.addr())
 	caFile := writePEMFile(t, t.TempDir(), "ca.pem", nginx.CAPEM)
 
