@@ -85,8 +85,7 @@ func TestUTF8CheckerTable(t *testing.T) {
 // accept x iff it is valid.
 func checkChunkings(t *testing.T, x []byte, chunkings ...[]int) {
 	t.Helper()
-	bad := impossibleAt(x)
-	impossible := !canComplete(x[:bad])
+	bad, impossible := impossibleAt(x)
 	for _, ends := range chunkings {
 		want := -1
 		for _, e := range ends {
@@ -158,19 +157,25 @@ func TestUTF8CheckerAgainstUTF8Valid(t *testing.T) {
 	if testing.Short() {
 		n = 500
 	}
-	for i := 0; i < n; i++ {
-		x := randomText(r, i%3 != 0) // a third valid
-		checkChunkings(t, x, byteWise(len(x)), randomChunking(r, len(x)), []int{len(x)})
-	}
+	t.Run("random", func(t *testing.T) {
+		t.Parallel()
+		for i := 0; i < n; i++ {
+			x := randomText(r, i%3 != 0) // a third valid
+			checkChunkings(t, x, byteWise(len(x)), randomChunking(r, len(x)), []int{len(x)})
+		}
+	})
 	// Every sequence of up to three edge bytes, after a valid prefix, byte by byte.
-	for _, a := range edgeBytes {
-		for _, b := range edgeBytes {
-			for _, c := range edgeBytes {
-				x := []byte{'o', 'k', a, b, c}
-				checkChunkings(t, x, byteWise(len(x)), []int{len(x)})
+	t.Run("edges", func(t *testing.T) {
+		t.Parallel()
+		for _, a := range edgeBytes {
+			for _, b := range edgeBytes {
+				for _, c := range edgeBytes {
+					x := []byte{'o', 'k', a, b, c}
+					checkChunkings(t, x, byteWise(len(x)), []int{len(x)})
+				}
 			}
 		}
-	}
+	})
 }
 
 // FuzzUTF8Checker: the checker and utf8.Valid agree on every input and
@@ -197,15 +202,16 @@ func FuzzUTF8Checker(f *testing.F) {
 }
 
 // impossibleAt is the length of the shortest prefix of p that no bytes can
-// complete to valid UTF-8, or len(p) when there is none (p is valid, or only
-// cut short at its end). It asks utf8.Valid, not the client's checker.
-func impossibleAt(p []byte) int {
+// complete to valid UTF-8 (impossible), or len(p) when there is none (p is
+// valid, or only cut short at its end). It asks utf8.Valid, not the client's
+// checker.
+func impossibleAt(p []byte) (n int, impossible bool) {
 	for i := 1; i <= len(p); i++ {
 		if !canComplete(p[:i]) {
-			return i
+			return i, true
 		}
 	}
-	return len(p)
+	return len(p), false
 }
 
 // canComplete reports whether some 0 to 3 continuation bytes make p valid
