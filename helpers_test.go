@@ -7,19 +7,14 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ff42ae21/wsclient/internal/faultproxy"
 	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
@@ -144,140 +139,10 @@ func (r *recorder) next(t *testing.T, kinds ...string) recEvent {
 	}
 }
 
-// serverConfig shapes the test server; the zero value is a ws echo server.
-type serverConfig struct {
-	upgrader   websocket.Upgrader
-	tls        *tls.Config // serve wss with this config (nil: ws)
-	respHeader http.Header // added to the 101 response
-	// before runs before the upgrade; returning false means it answered itself.
-	before func(w http.ResponseWriter, r *http.Request, n int) bool
-	// serve replaces the echo loop.
-	serve func(ws *websocket.Conn, n int)
-	// counted, when set, counts the bytes the server reads and writes.
-	counted *byteCount
-}
-
-// seenRequest is what a testServer saw of one handshake request.
-type seenRequest struct {
-	Header http.Header
-	TLS    *tls.ConnectionState
-}
-
-// testServer is a gorilla echo server on loopback, ws or wss, that counts
-// connections, records the requests and closes every socket at cleanup. Its
-// error log is discarded: the TLS tests fail handshakes on purpose.
-type testServer struct {
-	*httptest.Server
-	conns    atomic.Int32
-	requests chan seenRequest
-	mu       sync.Mutex
-	live     map[*websocket.Conn]bool
-	wg       sync.WaitGroup
-}
-
-func newTestServer(t *testing.T, cfg serverConfig) *testServer {
-	t.Helper()
-	s := &testServer{live: map[*websocket.Conn]bool{}, requests: make(chan seenRequest, 1000)}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.wg.Add(1)
-		defer s.wg.Done()
-		n := int(s.conns.Add(1))
-		select {
-		case s.requests <- seenRequest{Header: r.Header.Clone(), TLS: r.TLS}:
-		default:
-		}
-		if cfg.before != nil && !cfg.before(w, r, n) {
-			return
-		}
-		ws, err := cfg.upgrader.Upgrade(w, r, cfg.respHeader)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.live[ws] = true
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.live, ws)
-			s.mu.Unlock()
-			ws.Close()
-		}()
-		if cfg.serve != nil {
-			cfg.serve(ws, n)
-			return
-		}
-		echo(ws)
-	}))
-	s.Config.ErrorLog = log.New(io.Discard, "", 0)
-	if cfg.counted != nil {
-		s.Listener = &countingListener{Listener: s.Listener, n: cfg.counted}
-	}
-	if cfg.tls != nil {
-		s.TLS = cfg.tls
-		s.StartTLS()
-	} else {
-		s.Start()
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *testServer) Close() {
-	s.dropLive()
-	s.Server.CloseClientConnections()
-	s.Server.Close()
-	s.wg.Wait()
-}
-
-// dropLive closes the socket of every live connection, without a close frame.
-func (s *testServer) dropLive() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ws := range s.live {
-		ws.NetConn().Close()
-	}
-}
-
-// liveConns is the number of upgraded connections whose handler still runs.
-func (s *testServer) liveConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.live)
-}
-
-// wsURL is the server's ws:// or wss:// URL, on 127.0.0.1.
-func (s *testServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") }
-
-// addr is the server's 127.0.0.1:port.
-func (s *testServer) addr() string { return s.Listener.Addr().String() }
-
-// request returns the next request the server saw.
-func (s *testServer) request(t *testing.T) seenRequest {
-	t.Helper()
-	select {
-	case r := <-s.requests:
-		return r
-	case <-time.After(5 * time.Second):
-		t.Fatal("no request within 5s")
-		return seenRequest{}
-	}
-}
-
+// byteCount counts the bytes read from and written to a socket.
 type byteCount struct{ read, written atomic.Int64 }
 
-type countingListener struct {
-	net.Listener
-	n *byteCount
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, n: l.n}, nil
-}
-
+// countingConn is a socket that counts its bytes in n.
 type countingConn struct {
 	net.Conn
 	n *byteCount
@@ -294,9 +159,6 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.n.written.Add(int64(n))
 	return n, err
 }
-
-// discardRaw reads and drops the socket's bytes, answering nothing, until it closes.
-func discardRaw(ws *websocket.Conn) { io.Copy(io.Discard, ws.NetConn()) }
 
 // echo sends every message back until the connection ends.
 func echo(ws *websocket.Conn) {
@@ -336,19 +198,6 @@ func everyTick(tick time.Duration, write func() error) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// newFaultProxy puts a fault proxy in front of upstream. Its cleanup runs
-// after the client's (registered later), and lifts any blackhole first.
-func newFaultProxy(t *testing.T, upstream string) *faultproxy.Proxy {
-	t.Helper()
-	px, err := faultproxy.New(upstream)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		px.Blackhole(false)
-		px.Close()
-	})
-	return px
 }
 
 // startClient runs c in the background; the returned func waits for Run's result.
