@@ -8,6 +8,11 @@
 // refusing new connections, cutting a link after n bytes, slicing writes) can be switched at
 // runtime and apply both to live links and to links accepted later.
 //
+// When a write to one side fails (typically that side reset the connection),
+// the direction towards it stops (what its source sends on is discarded), and
+// the other direction goes on until it ends by itself: what that side sent
+// before it went away still reaches the other one, then its end (FIN or RST).
+//
 // Every goroutine started by a Proxy is stopped and waited for by Close, so
 // the package can be used together with go.uber.org/goleak.
 package faultproxy
@@ -368,7 +373,7 @@ type link struct {
 
 	// Guarded by p.mu.
 	cutLeft   int // bytes upstream->client still allowed, -1 = unlimited
-	halfClose int // directions that finished with EOF
+	halfClose int // directions that finished: EOF passed on, or a write error
 }
 
 // chunk is a piece of data read from one side, due for delivery at due.
@@ -490,7 +495,12 @@ func (l *link) write(dst *net.TCPConn, q <-chan chunk, readErr *error, fromUpstr
 			}
 			if n > 0 {
 				if _, err := dst.Write(data[:n]); err != nil {
-					l.close(false)
+					// dst is gone (typically its peer reset): this
+					// direction is over, the other one goes on until
+					// it ends by itself, so that what its side sent
+					// before still gets through.
+					l.halfDone()
+					l.discard(q)
 					return
 				}
 			}
@@ -518,17 +528,39 @@ func (l *link) write(dst *net.TCPConn, q <-chan chunk, readErr *error, fromUpstr
 	}
 	if errors.Is(*readErr, io.EOF) {
 		_ = dst.CloseWrite()
-		l.p.mu.Lock()
-		l.halfClose++
-		both := l.halfClose == 2
-		l.p.mu.Unlock()
-		if both {
-			l.close(false)
-		}
+		l.halfDone()
 		return
 	}
 	// The source failed (typically a reset): pass the reset on.
 	l.close(true)
+}
+
+// halfDone records that one direction has finished (EOF passed on, or its
+// destination failed) and closes the link, with a FIN, once both have.
+func (l *link) halfDone() {
+	l.p.mu.Lock()
+	l.halfClose++
+	both := l.halfClose == 2
+	l.p.mu.Unlock()
+	if both {
+		l.close(false)
+	}
+}
+
+// discard drops the chunks of q until its source is finished or the link is
+// closed: after a write error the source is read on (and what it sends
+// lost, as on a network whose far end is gone) instead of being blocked.
+func (l *link) discard(q <-chan chunk) {
+	for {
+		select {
+		case _, ok := <-q:
+			if !ok {
+				return
+			}
+		case <-l.done:
+			return
+		}
+	}
 }
 
 // sleepUntil waits until t. It returns false if the link is closed first.

@@ -412,3 +412,77 @@ func TestCloseWithLiveLinks(t *testing.T) {
 	expectClosed(t, c)
 	// goleak in the cleanup proves every goroutine has exited.
 }
+
+// TestWriteErrorKeepsOtherDirection: the client sends its last bytes and
+// resets while the server keeps writing to it. The proxy's next write to the
+// client fails; that must stop the server->client direction only, so that the
+// client's last bytes, still on their way (the bandwidth cap makes them take
+// a quarter of a second), reach the server before the reset does.
+func TestWriteErrorKeepsOtherDirection(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := New(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	const rate = 32 << 10
+	p.SetBandwidth(rate)
+	c := dial(t, p)
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(2 * time.Second))
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// The server writes to the client until its socket fails: once the
+	// proxy has forwarded the client's reset.
+	writing := make(chan error, 1)
+	go func() {
+		chunk := bytes.Repeat([]byte("s"), 1<<10)
+		for {
+			if _, err := s.Write(chunk); err != nil {
+				writing <- err
+				return
+			}
+		}
+	}()
+
+	// 8 KiB take 250 ms at 32 KiB/s; the reset reaches the proxy at once,
+	// and its first write to the client after it fails.
+	payload := append(bytes.Repeat([]byte("c"), 8<<10), "last words"...)
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	resetClose(c.(*net.TCPConn))
+
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := s.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the server's read: %v, after %d bytes", err, len(got))
+			}
+			break // EOF or the reset passed on
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		t.Errorf("the server got %d bytes (ending %q), want the client's %d, ending %q",
+			len(got), got[max(len(got)-10, 0):], len(payload), "last words")
+	}
+	select {
+	case <-writing:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's writes still succeed 5 s after the client's reset")
+	}
+	waitFor(t, "Live == 0", func() bool { return p.Live() == 0 })
+}
