@@ -188,21 +188,24 @@ func (conn *Conn) startClose(code int, reason string) {
 	})
 }
 
-// end ends the connection once: the first cause wins. When code is not zero and
-// no close frame was sent yet, a close frame with code goes out first (best
-// effort, never waiting). Dropping the socket makes the reader return.
+// end ends the connection once: the first cause wins. When code is not zero, a
+// close frame with code goes out first (unless one was queued or sent
+// already), never waiting: the socket is dropped once it is out, right after
+// a frame another goroutine is writing, or after CloseTimeout when that write
+// is stuck. Dropping the socket makes the reader return.
 func (conn *Conn) end(cause error, code int) {
 	conn.endOnce.Do(func() {
-		if code != 0 && !conn.w.CloseSent() {
-			reason := ""
-			if ce := (*CloseError)(nil); errors.As(cause, &ce) {
-				reason = ce.Reason
-			}
-			_ = conn.w.Close(code, reason)
-		}
 		conn.endErr = cause
 		close(conn.done)
-		conn.w.Abort()
+		if code == 0 {
+			conn.w.Abort()
+			return
+		}
+		reason := ""
+		if ce := (*CloseError)(nil); errors.As(cause, &ce) {
+			reason = ce.Reason
+		}
+		conn.w.CloseAndAbort(code, reason, conn.client.opts.CloseTimeout)
 	})
 }
 
@@ -223,6 +226,11 @@ func (conn *Conn) readLoop() {
 		if err != nil {
 			conn.end(conn.readError(err), 0)
 			return
+		}
+		if conn.ended() {
+			// The connection failed (a callback's error, the keepalive) and
+			// its socket is about to drop: what still arrives is not delivered.
+			continue
 		}
 		f := Frame{Type: MessageType(m.Op), Data: m.Data}
 		c.stats.received(f)

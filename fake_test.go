@@ -143,6 +143,7 @@ type fakeWire struct {
 	wrote       chan struct{} // poked at every write, ping or close
 	block       chan struct{} // while non-nil and open, data writes block (a full send buffer)
 	ignoreClose bool          // set before use: the server never answers a close frame
+	onPing      func(p []byte) // set before use: runs inside Ping, after the ping is recorded
 }
 
 type fakeRead struct {
@@ -216,6 +217,11 @@ func (w *fakeWire) Ping(p []byte) error {
 	}
 	w.pings = append(w.pings, append([]byte(nil), p...))
 	w.poke()
+	if w.onPing != nil {
+		w.mu.Unlock()
+		w.onPing(p)
+		w.mu.Lock()
+	}
 	return nil
 }
 
@@ -233,7 +239,14 @@ func (w *fakeWire) Close(code int, reason string) error {
 	return nil
 }
 
-func (w *fakeWire) Abort()              { w.abort.Do(func() { close(w.aborted) }) }
+func (w *fakeWire) Abort() { w.abort.Do(func() { close(w.aborted) }) }
+
+// CloseAndAbort: a fake's writes never block, so the close is out at once.
+func (w *fakeWire) CloseAndAbort(code int, reason string, _ time.Duration) {
+	_ = w.Close(code, reason)
+	w.Abort()
+}
+
 func (w *fakeWire) CloseSent() bool     { w.mu.Lock(); defer w.mu.Unlock(); return w.closeSent }
 func (w *fakeWire) Life() uint64        { return w.life.Load() }
 func (w *fakeWire) Subprotocol() string { return "" }

@@ -25,6 +25,9 @@ type wire interface {
 	Close(code int, reason string) error
 	// Abort drops the socket now; the reader returns.
 	Abort()
+	// CloseAndAbort queues a close frame and drops the socket once it is
+	// out (after the frame being written, d at the most); it never waits.
+	CloseAndAbort(code int, reason string, d time.Duration)
 	CloseSent() bool
 	// Life grows whenever bytes arrived from the peer.
 	Life() uint64

@@ -59,6 +59,10 @@ type Conn struct {
 	pongFrame  [MaxControlPayload]byte
 	pongLen    int
 	closeDone  bool // the close frame was written (nothing may follow it)
+	// abortOnClose: CloseAndAbort is waiting for the close frame to go out;
+	// whoever writes it drops the socket. abortTimer bounds the wait.
+	abortOnClose bool
+	abortTimer   *time.Timer
 
 	dead      atomic.Bool   // the connection ended: writes fail with ErrClosed
 	closeSent atomic.Bool   // a close frame was queued or sent
@@ -132,8 +136,44 @@ func (c *Conn) end(err error) {
 	}
 	c.failErr = err
 	c.dead.Store(true)
+	if c.abortTimer != nil {
+		c.abortTimer.Stop()
+	}
 	c.mu.Unlock()
 	_ = c.nc.Close()
+}
+
+// CloseAndAbort fails the connection with a close frame: it queues code and
+// reason like Close (a close frame queued or sent already decides) and drops
+// the socket as soon as the close frame went out: at once when no frame is
+// being written, else right after the frame in progress, whose writer writes
+// the close frame next. A writer stuck on a peer that does not read gets d
+// (d <= 0: no time at all), then the socket is dropped anyway. Like Close, it
+// never waits behind another writer.
+func (c *Conn) CloseAndAbort(code int, reason string, d time.Duration) {
+	if d <= 0 {
+		_ = c.Close(code, reason)
+		c.Abort()
+		return
+	}
+	c.mu.Lock()
+	if c.failErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.abortOnClose = true
+	c.abortTimer = time.AfterFunc(d, c.Abort)
+	c.mu.Unlock()
+	if err := c.Close(code, reason); err != nil && !errors.Is(err, ErrCloseSent) {
+		c.Abort() // a code or reason that may not be sent
+		return
+	}
+	c.mu.Lock()
+	done := c.closeDone
+	c.mu.Unlock()
+	if done {
+		c.Abort() // it went out before abortOnClose was set, or just now
+	}
 }
 
 // endErr is why the connection ended locally, nil when it has not.

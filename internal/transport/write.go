@@ -320,6 +320,7 @@ func (c *Conn) flushControl() {
 		b = c.appendControl(b, OpClose, c.closeFrame[:c.closeLen])
 		c.closeDone = true
 	}
+	abort := kinds&pendingClose != 0 && c.abortOnClose
 	c.mu.Unlock()
 	if len(b) > 0 {
 		if err := c.writeRaw(b); err != nil {
@@ -327,6 +328,9 @@ func (c *Conn) flushControl() {
 		}
 	}
 	putBuf(bp)
+	if abort {
+		c.Abort() // CloseAndAbort: the close frame is out
+	}
 }
 
 // appendControl appends a control frame to b, whose capacity suffices.

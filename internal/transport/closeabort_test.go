@@ -1,0 +1,106 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+// A connection failed while another goroutine writes a message: the close
+// frame goes out right after that message's frame, then the socket drops.
+// (Queuing the close and dropping the socket at once lost the close frame:
+// the peer saw the message cut short and no close code.)
+func TestCloseAndAbortAfterTheFrameInProgress(t *testing.T) {
+	t.Parallel()
+	c, p := ctPipe(t, ConnOptions{}, false)
+	data := make([]byte, 64<<10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
+
+	// The writer is inside its frame: a net.Pipe write waits for the reader.
+	var first [1]byte
+	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseAndAbort(CloseInternalError, "", 10*time.Second)
+
+	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
+	f, err := ctReadFrame(rest)
+	if err != nil || f.op != OpBinary || len(f.payload) != len(data) {
+		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole binary message", f.op, len(f.payload), err)
+	}
+	f, err = ctReadFrame(rest)
+	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseInternalError {
+		t.Fatalf("after the message: op %v payload %q, %v; want close %d", f.op, f.payload, err, CloseInternalError)
+	}
+	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the close frame: %v, want the end of the stream", err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("the message in progress: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteMessage did not return")
+	}
+	if _, err := readWithin(t, c); err == nil {
+		t.Fatal("ReadMessage after CloseAndAbort: no error")
+	}
+}
+
+// A writer stuck on a peer that reads nothing more: after d the socket drops
+// anyway, and the stuck write returns.
+func TestCloseAndAbortBoundsAStuckWriter(t *testing.T) {
+	t.Parallel()
+	c, p := ctPipe(t, ConnOptions{}, false)
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, make([]byte, 64<<10)) }()
+	var first [1]byte
+	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseAndAbort(CloseInternalError, "", 20*time.Millisecond) // returns at once
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Fatal("the stuck write succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck write did not return after the bound")
+	}
+	if err := c.WriteMessage(context.Background(), OpText, []byte("x")); !errors.Is(err, ErrClosed) && !errors.Is(err, ErrCloseSent) {
+		t.Fatalf("a write after CloseAndAbort: %v, want ErrClosed or ErrCloseSent", err)
+	}
+}
+
+// With no other writer the close frame goes out at once, then the socket
+// drops; a close frame queued before decides.
+func TestCloseAndAbortIdle(t *testing.T) {
+	t.Parallel()
+	for _, queued := range []bool{false, true} {
+		c, p := ctPipe(t, ConnOptions{}, true)
+		want := CloseInternalError
+		if queued {
+			want = CloseNormal
+			go func() { _ = c.Close(CloseNormal, "") }()
+			p.expectClose(want)
+		}
+		go c.CloseAndAbort(CloseInternalError, "", 10*time.Second)
+		if !queued {
+			p.expectClose(want)
+		}
+		select {
+		case _, ok := <-p.frames:
+			if ok {
+				t.Fatalf("queued %v: a frame after the close frame", queued)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("queued %v: the socket was not dropped", queued)
+		}
+	}
+}
