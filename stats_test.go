@@ -242,3 +242,41 @@ func TestInfoServedWhileTheDialWaits(t *testing.T) {
 	g.open <- struct{}{}
 	rec.next(t, "connect")
 }
+
+// TestStatsPingCountedBeforeItsPong: a pong (and the RTT it gives) can be in
+// before Ping returns; Stats never shows an RTT without the ping that got it.
+func TestStatsPingCountedBeforeItsPong(t *testing.T) {
+	o := testOptions()
+	o.PingInterval, o.PongTimeout = time.Second, time.Second
+	rec := newRecorder()
+	seen := make(chan Stats, 1)
+	rec.onFrame = func(c *Conn, f Frame) error {
+		if f.Type == Pong {
+			seen <- c.client.Stats()
+		}
+		return nil
+	}
+	c, n, clk := fakeClient(t, rec, o)
+	w := n.accept()
+	w.onPing = func(p []byte) {
+		// The server answers at once, and the handler sees the pong while
+		// the keepalive is still inside Ping.
+		w.in <- fakeRead{m: transport.Message{Op: transport.OpPong, Data: append([]byte(nil), p...)}}
+		select {
+		case st := <-seen:
+			seen <- st
+		case <-time.After(5 * time.Second):
+		}
+	}
+	runFake(t, c)
+	rec.next(t, "connect")
+	clk.waitTimers(t, 1)
+	clk.Advance(time.Second)
+	var st Stats
+	select {
+	case st = <-seen:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong reached the handler")
+	}
+	assert.Equal(t, uint64(1), st.PingsSent, "Stats while the pong is handled: %+v", st)
+}
