@@ -3,8 +3,10 @@ package wsclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -393,5 +395,40 @@ func TestWaitOpenWakesWhenTheConnectionIsSet(t *testing.T) {
 		assert.NoError(t, err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("WaitOpen never returned")
+	}
+}
+
+// TestNoFrameAfterTheConnectionFailed: once a callback's error failed the
+// connection (1011), frames that still arrive before its socket drops are not
+// handed to HandleFrame.
+func TestNoFrameAfterTheConnectionFailed(t *testing.T) {
+	rec := newRecorder()
+	rec.onInfo = func(*Conn, any) error { return errors.New("boom") }
+	c, n, _ := fakeClient(t, rec, testOptions())
+	w := n.accept()
+	w.ignoreClose = true
+	w.beforeAbort = func() {
+		// The server still sends while the close frame goes out; the reader
+		// takes all of it before the socket drops.
+		for i := range 20 {
+			w.send(transport.OpText, fmt.Sprint("late ", i))
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for len(w.in) > 0 && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+	}
+	runFake(t, c)
+	rec.next(t, "connect")
+	require.NoError(t, c.Info(context.Background(), "fail"))
+	for {
+		ev := rec.next(t, "info", "frame", "disconnect")
+		if ev.kind == "frame" {
+			t.Fatalf("HandleFrame(%q) after the connection failed", ev.frame.Data)
+		}
+		if ev.kind == "disconnect" {
+			assert.Equal(t, CloseInternalError, CloseStatus(ev.disc.Err))
+			return
+		}
 	}
 }
