@@ -227,6 +227,18 @@ func forEachPath(t *testing.T, fn func(t *testing.T, p connPath)) {
 	}
 }
 
+// forEachPathAndFault runs fn for every fault on every path, as
+// <test>/<path>/<fault>, the cases concurrently (eachConcurrently: they
+// mostly wait on their servers and timers), with the leak check over all.
+func forEachPathAndFault(t *testing.T, faults []hsFault, fn func(t *testing.T, p connPath, f hsFault)) {
+	chaosLeakCheck(t)
+	eachConcurrently(t, len(connPaths), func(i int) string { return connPaths[i].name }, false, func(t *testing.T, i int) {
+		eachConcurrently(t, len(faults), func(j int) string { return faults[j].name }, true, func(t *testing.T, j int) {
+			fn(t, connPaths[i], faults[j])
+		})
+	})
+}
+
 // hsClient is a client of srv over path p, with its proxy (connPath.client)
 // and, for wss, srv's CA; the returned check asserts, once it has connected,
 // that it went through the proxy.
@@ -275,42 +287,38 @@ func hsClosedNormally(t *testing.T, conn *wstest.Conn) {
 // fourth attempt connects.
 func TestHandshakeFaultsRetried(t *testing.T) {
 	const faults = 3
-	forEachPath(t, func(t *testing.T, p connPath) {
-		for _, f := range hsRetryFaults {
-			t.Run(f.name, func(t *testing.T) {
-				srv := newHSServer(t, p, faults, f.answer)
-				rec := newRecorder()
-				c, viaProxy := hsClient(t, p, srv, rec, hsOptionsFor(p))
-				wait := startClient(t, c)
-				for i := 1; i <= faults; i++ {
-					ev := rec.next(t, "disconnect", "connect")
-					require.Equal(t, "disconnect", ev.kind, "attempt %d must fail", i)
-					d := ev.disc
-					require.Error(t, d.Err)
-					assert.False(t, d.Connected)
-					assert.Equal(t, i, d.Attempt)
-					assert.False(t, d.Suggested.IsStop(), "the policy retries: %v", d.Err)
-					assert.Positive(t, d.Suggested.Delay(), "after the backoff's delay")
-					f.checkErr(t, p, d.Err)
-					if i == 1 {
-						t.Logf("Disconnect.Err: %v", d.Err)
-					}
-				}
-				ev := rec.next(t, "connect", "disconnect")
-				require.Equal(t, "connect", ev.kind, "the attempt after the faults connects: %v", ev.err)
-				assert.Equal(t, uint64(faults+1), ev.gen)
-				conn := hsServeOK(t, srv)
-				assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
-				require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
-				require.NoError(t, wait())
-				hsClosedNormally(t, conn)
-				st := srv.Stats()
-				assert.Equal(t, faults+1, st.Requests)
-				assert.Equal(t, 1, st.Upgraded, "only the attempt after the faults")
-				assert.Zero(t, rec.overlaps.Load())
-				viaProxy(t)
-			})
+	forEachPathAndFault(t, hsRetryFaults, func(t *testing.T, p connPath, f hsFault) {
+		srv := newHSServer(t, p, faults, f.answer)
+		rec := newRecorder()
+		c, viaProxy := hsClient(t, p, srv, rec, hsOptionsFor(p))
+		wait := startClient(t, c)
+		for i := 1; i <= faults; i++ {
+			ev := rec.next(t, "disconnect", "connect")
+			require.Equal(t, "disconnect", ev.kind, "attempt %d must fail", i)
+			d := ev.disc
+			require.Error(t, d.Err)
+			assert.False(t, d.Connected)
+			assert.Equal(t, i, d.Attempt)
+			assert.False(t, d.Suggested.IsStop(), "the policy retries: %v", d.Err)
+			assert.Positive(t, d.Suggested.Delay(), "after the backoff's delay")
+			f.checkErr(t, p, d.Err)
+			if i == 1 {
+				t.Logf("Disconnect.Err: %v", d.Err)
+			}
 		}
+		ev := rec.next(t, "connect", "disconnect")
+		require.Equal(t, "connect", ev.kind, "the attempt after the faults connects: %v", ev.err)
+		assert.Equal(t, uint64(faults+1), ev.gen)
+		conn := hsServeOK(t, srv)
+		assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
+		require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+		require.NoError(t, wait())
+		hsClosedNormally(t, conn)
+		st := srv.Stats()
+		assert.Equal(t, faults+1, st.Requests)
+		assert.Equal(t, 1, st.Upgraded, "only the attempt after the faults")
+		assert.Zero(t, rec.overlaps.Load())
+		viaProxy(t)
 	})
 }
 
@@ -338,27 +346,23 @@ var hsStopFaults = []hsFault{
 
 // TestHandshakeFaultsStop: faults the policy stops on end Run with the error.
 func TestHandshakeFaultsStop(t *testing.T) {
-	forEachPath(t, func(t *testing.T, p connPath) {
-		for _, f := range hsStopFaults {
-			t.Run(f.name, func(t *testing.T) {
-				srv := newHSServer(t, p, 100, f.answer)
-				rec := newRecorder()
-				o := hsOptionsFor(p)
-				o.Subprotocols = []string{"chat"}
-				c, viaProxy := hsClient(t, p, srv, rec, o)
-				wait := startClient(t, c)
-				d := rec.next(t, "disconnect").disc
-				assert.False(t, d.Connected)
-				assert.Equal(t, 1, d.Attempt)
-				assert.True(t, d.Suggested.IsStop(), "the policy stops: %v", d.Err)
-				f.checkErr(t, p, d.Err)
-				err := wait()
-				assert.Equal(t, d.Err, err, "Run returns the cause of the Stop")
-				assert.Equal(t, 1, srv.Stats().Requests, "no retry")
-				viaProxy(t)
-				t.Logf("Run: %v", err)
-			})
-		}
+	forEachPathAndFault(t, hsStopFaults, func(t *testing.T, p connPath, f hsFault) {
+		srv := newHSServer(t, p, 100, f.answer)
+		rec := newRecorder()
+		o := hsOptionsFor(p)
+		o.Subprotocols = []string{"chat"}
+		c, viaProxy := hsClient(t, p, srv, rec, o)
+		wait := startClient(t, c)
+		d := rec.next(t, "disconnect").disc
+		assert.False(t, d.Connected)
+		assert.Equal(t, 1, d.Attempt)
+		assert.True(t, d.Suggested.IsStop(), "the policy stops: %v", d.Err)
+		f.checkErr(t, p, d.Err)
+		err := wait()
+		assert.Equal(t, d.Err, err, "Run returns the cause of the Stop")
+		assert.Equal(t, 1, srv.Stats().Requests, "no retry")
+		viaProxy(t)
+		t.Logf("Run: %v", err)
 	})
 }
 

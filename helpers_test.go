@@ -424,3 +424,31 @@ func (c *tapConn) Close() error {
 	c.closed.Do(func() { c.w.open.Add(-1) })
 	return c.Conn.Close()
 }
+
+// caseSlots bounds how many table cases run at once across a test (see
+// eachConcurrently). Top-level tests run one after another, so one package
+// semaphore serves them all.
+var caseSlots = make(chan struct{}, 6)
+
+// eachConcurrently runs fn(t, i) for i < n as the subtests name(i) of t, each
+// on a goroutine of its own, and returns when all have ended. With slot, each
+// holds one of caseSlots while it runs: cases that mostly wait on sockets and
+// timers keep both cores busy, where t.Parallel would run only
+// -test.parallel (GOMAXPROCS) of them at a time. Without slot (a level whose
+// subtests only wait on their own cases) nothing bounds them.
+func eachConcurrently(t *testing.T, n int, name func(i int) string, slot bool, fn func(t *testing.T, i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if slot {
+				caseSlots <- struct{}{}
+				defer func() { <-caseSlots }()
+			}
+			t.Run(name(i), func(t *testing.T) { fn(t, i) })
+		}()
+	}
+	wg.Wait()
+}
