@@ -7,19 +7,21 @@ package wsclient
 //	go test -run XXX -fuzz FuzzHandshakeResponse -fuzztime 60s .
 //
 // Each execution runs one client (Run, one attempt, OnDisconnect stops) against
-// a server: for FuzzServerFrames a wstest server of its own, for
-// FuzzHandshakeResponse a raw one (internal/rawws: the fuzzed bytes are the
-// handshake's answer) shared by the target. goleak would be too slow per
+// a wstest server: for FuzzServerFrames one of its own, for
+// FuzzHandshakeResponse one shared by the target, whose Response.Raw writes the
+// fuzzed bytes as the handshake's answer. goleak would be too slow per
 // execution; instead every execution checks that Run returned within its bound
-// and that the client closed its socket (the server's end saw EOF, or a reset),
-// and TestMain's goleak checks the whole run. The seed corpora are in
+// and that the client closed its socket (FuzzServerFrames: the server's end
+// saw EOF, or a reset; FuzzHandshakeResponse, whose server hangs up after its
+// answer: the client closed the net.Conn its NetDialContext gave it), and
+// TestMain's goleak checks the whole run. The seed corpora are in
 // testdata/fuzz/<target>.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -28,32 +30,31 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ff42ae21/wsclient/internal/rawws"
 	"github.com/ff42ae21/wsclient/wstest"
 )
 
 // fuzzInput is what the server sends on one connection.
 type fuzzInput struct {
-	custom   bool   // response replaces the valid 101
-	response []byte // the whole handshake response
-	frames   []byte // sent after the response
+	response []byte // the whole handshake answer (FuzzHandshakeResponse)
+	frames   []byte // sent after wstest's handshake (FuzzServerFrames)
 	chunk    int    // write in pieces of this many bytes (0: one write)
-	done     chan struct{}
-	err      error // set before done is closed: what the server saw instead of the client closing its socket
+	// dial, when set, is the client's NetDialContext.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	done chan struct{}
+	err  error // set before done is closed: what was seen instead of the client closing its socket
 }
 
-// fuzzHarness serves every execution's input on the path of its URL, with a
-// handshake answer of the input's (FuzzHandshakeResponse).
+// fuzzHarness is FuzzHandshakeResponse's server: a wstest server that answers
+// each handshake request with the input the request's path names.
 type fuzzHarness struct {
-	srv    *rawws.Server
+	srv    *wstest.Server
 	next   atomic.Uint64
 	inputs sync.Map // path -> *fuzzInput
 }
 
 func newFuzzHarness(f *testing.F) *fuzzHarness {
 	h := &fuzzHarness{}
-	// The script writes the response itself, so that it can be cut into pieces.
-	srv, err := rawws.NewServerWith(rawws.ServerOptions{Handshake: func(*http.Request, *bufio.Writer) {}}, h.serve)
+	srv, err := wstest.NewServer(&wstest.Options{WaitTimeout: 10 * time.Second, Check: h.answer})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -62,27 +63,46 @@ func newFuzzHarness(f *testing.F) *fuzzHarness {
 	return h
 }
 
-func (h *fuzzHarness) serve(c *rawws.Conn) {
-	v, ok := h.inputs.Load(c.Request().URL.Path)
+// answer is the server's answer to r: its input's bytes, "{ACCEPT}" in them
+// the right Sec-WebSocket-Accept, written in pieces of in.chunk bytes (as long
+// as that is at most 64 pieces); then the server hangs up (FIN), and the
+// client must end, and close its socket.
+func (h *fuzzHarness) answer(r *http.Request) *wstest.Response {
+	v, ok := h.inputs.Load(r.URL.Path)
 	if !ok {
-		return
+		return &wstest.Response{Raw: func(*http.Request, io.Writer) {}} // nothing at all
 	}
 	in := v.(*fuzzInput)
-	defer close(in.done)
-	accept := rawws.AcceptKey(c.Request().Header.Get("Sec-WebSocket-Key"))
-	resp := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n")
-	if in.custom {
-		resp = bytes.ReplaceAll(in.response, []byte("{ACCEPT}"), []byte(accept))
-	}
-	out := append(resp, in.frames...)
-	if in.chunk > 0 && len(out)/in.chunk <= 64 {
-		_ = c.WriteChunked(out, in.chunk, 50*time.Microsecond)
-	} else {
-		_ = c.WriteRaw(out)
-	}
-	// No more from the server: the client must end, and close its socket.
-	_ = c.NetConn().(*net.TCPConn).CloseWrite()
-	_, _ = c.ReadToEOF(10 * time.Second)
+	return &wstest.Response{Raw: func(r *http.Request, w io.Writer) {
+		accept := wstest.AcceptKey(r.Header.Get("Sec-WebSocket-Key"))
+		out := bytes.ReplaceAll(in.response, []byte("{ACCEPT}"), []byte(accept))
+		size := len(out)
+		if in.chunk > 0 && len(out)/in.chunk <= 64 {
+			size = in.chunk
+		}
+		for len(out) > 0 {
+			n := min(size, len(out))
+			if _, err := w.Write(out[:n]); err != nil {
+				return // the client hung up
+			}
+			if out = out[n:]; len(out) > 0 {
+				// A scripted gap, so that the pieces arrive apart.
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}}
+}
+
+// closeNotifyConn runs closed once, on its first Close.
+type closeNotifyConn struct {
+	net.Conn
+	once   sync.Once
+	closed func()
+}
+
+func (c *closeNotifyConn) Close() error {
+	c.once.Do(c.closed)
+	return c.Conn.Close()
 }
 
 // fuzzHandler echoes data messages, stops at the first disconnect, and checks
@@ -144,10 +164,24 @@ func (h *fuzzHandler) Terminate(error) {
 	h.mu.Unlock()
 }
 
-// run makes one client attempt against in.
+// run makes one client attempt against in. in.done is closed when the client
+// closes the socket it dialed (or when its dial fails, with in.err).
 func (h *fuzzHarness) run(t *testing.T, in *fuzzInput) {
 	path := fmt.Sprintf("/fuzz/%d", h.next.Add(1))
 	in.done = make(chan struct{})
+	var dialed atomic.Bool
+	in.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dialed.Swap(true) {
+			return nil, fmt.Errorf("fuzz: a second dial, for a single attempt")
+		}
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			in.err = fmt.Errorf("the client's dial failed: %w", err)
+			close(in.done)
+			return nil, err
+		}
+		return &closeNotifyConn{Conn: nc, closed: func() { close(in.done) }}, nil
+	}
 	h.inputs.Store(path, in)
 	defer h.inputs.Delete(path)
 	runFuzzClient(t, h.srv.URL()+path[1:], in)
@@ -189,6 +223,7 @@ func runFuzzClient(t *testing.T, url string, in *fuzzInput) {
 		Backoff:          Backoff{Initial: time.Millisecond, Max: time.Millisecond},
 		Logger:           discardLogger,
 		Proxy:            NoProxy,
+		NetDialContext:   in.dial,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,13 +277,14 @@ func FuzzServerFrames(f *testing.F) {
 	})
 }
 
-// FuzzHandshakeResponse: the server answers the upgrade request with fuzzed
-// bytes; "{ACCEPT}" in them becomes the right Sec-WebSocket-Accept value.
+// FuzzHandshakeResponse: the server (wstest's, shared by the target) answers
+// the upgrade request with fuzzed bytes (Response.Raw), then hangs up;
+// "{ACCEPT}" in them becomes the right Sec-WebSocket-Accept value.
 func FuzzHandshakeResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"), uint8(0))
 	f.Add([]byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nnope!"), uint8(0))
 	h := newFuzzHarness(f)
 	f.Fuzz(func(t *testing.T, response []byte, chunk uint8) {
-		h.run(t, &fuzzInput{custom: true, response: response, chunk: int(chunk)})
+		h.run(t, &fuzzInput{response: response, chunk: int(chunk)})
 	})
 }
