@@ -140,9 +140,9 @@ type fakeWire struct {
 	closeSent   bool
 	closeCode   int
 	closeReason string
-	wrote       chan struct{} // poked at every write, ping or close
-	block       chan struct{} // while non-nil and open, data writes block (a full send buffer)
-	ignoreClose bool          // set before use: the server never answers a close frame
+	wrote       chan struct{}  // poked at every write, ping or close
+	block       chan struct{}  // while non-nil and open, data writes block (a full send buffer)
+	ignoreClose bool           // set before use: the server never answers a close frame
 	onPing      func(p []byte) // set before use: runs inside Ping, after the ping is recorded
 	beforeAbort func()         // set before use: runs inside CloseAndAbort, before the abort
 }

@@ -140,7 +140,7 @@ func (k *keepalive) ping(now time.Time) bool {
 	k.conn.client.stats.pings.Add(1)
 	if err := k.conn.w.Ping(pingPayload(sent)); err != nil {
 		k.conn.client.stats.pings.Add(^uint64(0)) // not sent after all
-		return false // a close went out meanwhile, or the connection ended: they decide
+		return false                              // a close went out meanwhile, or the connection ended: they decide
 	}
 	return true
 }
