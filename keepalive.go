@@ -139,8 +139,10 @@ func (k *keepalive) ping(now time.Time) bool {
 	// Counted first: its pong (and the RTT) can be in before Ping returns.
 	k.conn.client.stats.pings.Add(1)
 	if err := k.conn.w.Ping(pingPayload(sent)); err != nil {
-		k.conn.client.stats.pings.Add(^uint64(0)) // not sent after all
-		return false                              // a close went out meanwhile, or the connection ended: they decide
+		// Not sent after all: a close went out meanwhile, or the connection
+		// ended. They decide.
+		k.conn.client.stats.pings.Add(^uint64(0))
+		return false
 	}
 	return true
 }
