@@ -217,26 +217,21 @@ func withRSV(f wstest.Frame, rsv byte) wstest.Frame {
 // runs the close frames and read limits (UTF-8 is checked above the bytes,
 // which those paths do not change).
 func TestConformance(t *testing.T) {
-	for _, p := range connPaths {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			groups := conformanceGroups()
-			if p.name != "ws" {
-				groups = everyPathGroups(groups, p.tls)
-			}
-			for _, g := range groups {
-				t.Run(g.name, func(t *testing.T) {
-					t.Parallel()
-					for _, tc := range g.cases {
-						t.Run(tc.name, func(t *testing.T) {
-							t.Parallel()
-							runConformance(t, p, tc)
-						})
-					}
-				})
-			}
+	// Paths, groups and cases run concurrently, the cases up to
+	// eachConcurrently's bound: each mostly waits on its server.
+	eachConcurrently(t, len(connPaths), func(i int) string { return connPaths[i].name }, false, func(t *testing.T, i int) {
+		p := connPaths[i]
+		groups := conformanceGroups()
+		if p.name != "ws" {
+			groups = everyPathGroups(groups, p.tls)
+		}
+		eachConcurrently(t, len(groups), func(j int) string { return groups[j].name }, false, func(t *testing.T, j int) {
+			cases := groups[j].cases
+			eachConcurrently(t, len(cases), func(k int) string { return cases[k].name }, true, func(t *testing.T, k int) {
+				runConformance(t, p, cases[k])
+			})
 		})
-	}
+	})
 }
 
 // everyPathGroups are the sections run on every path: close frames, the read
