@@ -4,13 +4,20 @@
 //
 // Start runs a Server on 127.0.0.1 (ws, or wss with generated certificates,
 // optionally mutual TLS), closed by t.Cleanup. The test scripts its
-// handshakes (Enqueue, Options.Check), drives each connection it accepts
-// (NextConn, then Conn: read what the client sent, send messages, pings,
-// fragments, malformed frames, close, drop, go silent), breaks the network
-// between them (Network: latency, bandwidth, blackhole, slicing, resets) and
-// restarts the server (Down, Up, Restart). It observes everything: the
-// handshake requests, the messages and pings of each connection, its close
-// code, counters to wait on (Wait, WaitOpen).
+// handshakes (Enqueue, Options.Check), down to a broken answer written byte
+// for byte (Response.Raw, with AcceptKey for a valid Sec-WebSocket-Accept).
+// It drives each connection the server accepts (NextConn, then Conn): reads
+// what the client sent; sends messages, pings, fragments, malformed frames
+// (Frame, down to a non-minimal or a false length: LengthBits, WithLength)
+// and raw bytes (WriteRaw, or WriteSliced in pieces); closes, half-closes
+// (CloseWrite), drops, goes silent. It breaks the network between them
+// (Network: latency, bandwidth, blackhole, slicing, resets) and restarts the
+// server (Down, Up, Restart). The server records everything: the handshake
+// requests, the messages and pings of each connection, every frame the
+// client sent as it was on the wire (Frames; Frame.String prints one), its
+// close code, whether the client then closed the TCP connection itself and
+// what it sent after its close frame (AwaitClientClose, AfterClose), and
+// counters to wait on (Wait, WaitOpen).
 //
 //	srv := wstest.Start(t, nil)
 //	// ... start the client on srv.URL() ...
@@ -29,6 +36,7 @@
 // goroutine the server started.
 //
 // It works with any WebSocket client; the examples use
-// github.com/ff42ae21/wsclient. The frames are those of wsclient's own
-// RFC 6455 codec, in the server role.
+// github.com/ff42ae21/wsclient, whose own conformance, handshake-fault and
+// network-fault tests run on wstest. The frames the server writes itself are
+// those of wsclient's own RFC 6455 codec, in the server role.
 package wstest
