@@ -150,11 +150,13 @@ func interopRoundTrips(t *testing.T, url string, o *Options) {
 }
 
 func TestInteropNodeWS(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	p := peers.StartNodeWS(t, peers.NodeOptions{})
 	interopRoundTrips(t, p.URL, interopOptions())
 }
 
 func TestInteropNodeWSDeflate(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	p := peers.StartNodeWS(t, peers.NodeOptions{Deflate: true})
 	o := interopOptions()
 	o.Compression = true
@@ -162,11 +164,13 @@ func TestInteropNodeWSDeflate(t *testing.T) {
 }
 
 func TestInteropPythonWebsockets(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	p := peers.StartPythonWebsockets(t, peers.PythonOptions{})
 	interopRoundTrips(t, p.URL, interopOptions())
 }
 
 func TestInteropPythonWebsocketsDeflate(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	p := peers.StartPythonWebsockets(t, peers.PythonOptions{Deflate: true})
 	o := interopOptions()
 	o.Compression = true
@@ -249,6 +253,7 @@ func interopGorillaUpstream(t *testing.T, compression bool) *gorillaPeer {
 }
 
 func TestInteropNginxWSS(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	srv := interopGorillaUpstream(t, false)
 	p := peers.StartNginxWSS(t, srv.addr())
 	o := interopOptions()
@@ -257,6 +262,7 @@ func TestInteropNginxWSS(t *testing.T) {
 }
 
 func TestInteropNginxWSSDeflate(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	srv := interopGorillaUpstream(t, true)
 	p := peers.StartNginxWSS(t, srv.addr())
 	o := interopOptions()
@@ -269,6 +275,7 @@ func TestInteropNginxWSSDeflate(t *testing.T) {
 // times behind nginx; each time nginx ends the client's connection, the
 // client reconnects through nginx (a new TLS session) and echoes again.
 func TestInteropNginxUpstreamDrops(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	srv := interopGorillaUpstream(t, false)
 	p := peers.StartNginxWSS(t, srv.addr())
 	rec := newRecorder()
@@ -302,6 +309,7 @@ func TestInteropNginxUpstreamDrops(t *testing.T) {
 // TestInteropNginxWSSUnknownCA: nginx's certificate is signed by a CA the
 // client does not trust: a *TLSError, and the policy stops.
 func TestInteropNginxWSSUnknownCA(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	srv := interopGorillaUpstream(t, false)
 	p := peers.StartNginxWSS(t, srv.addr())
 	rec := newRecorder()
@@ -319,6 +327,7 @@ func TestInteropNginxWSSUnknownCA(t *testing.T) {
 
 // TestInteropPeerVersions logs the versions of the peers, for RELIABILITY.md.
 func TestInteropPeerVersions(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	run := func(name string, args ...string) string {
 		out, err := exec.Command(name, args...).CombinedOutput()
 		if err != nil {

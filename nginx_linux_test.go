@@ -20,6 +20,7 @@ import (
 // file, subprotocol, compression and keepalive end to end. It skips when
 // nginx is missing, unless CI=true.
 func TestNginxWSS(t *testing.T) {
+	t.Parallel() // its own peer process on its own port
 	up := startGorillaPeer(t, websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"v1"}})
 	nginx := peers.StartNginxWSS(t, up.addr())
 	caFile := writePEMFile(t, t.TempDir(), "ca.pem", nginx.CAPEM)

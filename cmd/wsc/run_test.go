@@ -12,6 +12,7 @@ import (
 
 // run in-process: the same code as the binary, under the race detector.
 func TestRunInProcess(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -46,6 +47,7 @@ func TestRunInProcess(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--nope"}, {"-x"}, {"--outbox", "-1", "ws://h/"}, {"-c", "ws://a/", "ws://b/"}, {"--cert", "c.pem", "ws://h/"}} {
 		var out, errb strings.Builder
 		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
@@ -72,6 +74,7 @@ func TestRunUsage(t *testing.T) {
 }
 
 func TestDescribeDelay(t *testing.T) {
+	t.Parallel()
 	for d, want := range map[time.Duration]string{1300 * time.Millisecond: "1.3s", 1349 * time.Millisecond: "1.3s",
 		450 * time.Millisecond: "450ms", 0: "0s", 90 * time.Second: "1m30s"} {
 		if got := fmtDelay(d); got != want {

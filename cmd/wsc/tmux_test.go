@@ -67,6 +67,7 @@ func (m *tmux) waitScreen(re string, n int) {
 // restart while typing (a line typed while down is reported not sent, the
 // next goes on the new connection), /close exits 0.
 func TestInteractiveTmux(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if tmuxRequired() {
 			t.Fatal("tmux is missing, and .ci/install-peers installs it")

@@ -18,6 +18,7 @@ import (
 )
 
 func TestEcho(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	p := startWsc(t, srv.URL())
 	p.waitStderr(`(?m)^connected$`, 1)
@@ -41,6 +42,7 @@ func TestEcho(t *testing.T) {
 
 // Binary: -b sends lines as binary; binary messages print as hex or base64.
 func TestBinary(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	for _, tc := range []struct {
 		args []string
@@ -129,6 +131,7 @@ func (f *feeder) finish(t *testing.T, n int) []string {
 // being sent: every line not reported as not sent reached the server, once,
 // in order; with --outbox every line did.
 func TestRestartWhileSending(t *testing.T) {
+	t.Parallel()
 	for _, outbox := range []bool{false, true} {
 		t.Run("outbox="+strconv.FormatBool(outbox), func(t *testing.T) {
 			srv, gate := gated(t, nil)
@@ -183,6 +186,7 @@ func TestRestartWhileSending(t *testing.T) {
 // client can know), but none is duplicated, none reported not sent arrives,
 // and the lines after the reconnect arrive.
 func TestAbruptRestartWhileSending(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	p := startWsc(t, "--max-backoff", "100ms", srv.URL())
 	c1, err := srv.NextConn(ctx(t))
@@ -234,6 +238,7 @@ func firstDiff(a, b []string) int {
 }
 
 func TestUnauthorized(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{Check: func(r *http.Request) *wstest.Response {
 		if r.Header.Get("Authorization") != "Basic dTpw" { // u:p
 			return &wstest.Response{Status: http.StatusUnauthorized, Body: "no token"}
@@ -262,6 +267,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var at []time.Time
 	srv := wstest.Start(t, &wstest.Options{Check: func(*http.Request) *wstest.Response {
@@ -289,6 +295,7 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{TLS: true, Echo: true})
 	ca, _, _, err := srv.CertFiles(t.TempDir())
 	if err != nil {
@@ -325,6 +332,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{ClientCert: true, Echo: true})
 	ca, cert, key, err := srv.CertFiles(t.TempDir())
 	if err != nil {
@@ -349,6 +357,7 @@ func TestMutualTLS(t *testing.T) {
 
 // -x is sent after every connect, before the lines of stdin and the outbox.
 func TestExecuteAfterEveryConnect(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	p := startWsc(t, "-x", "sub a", "--execute", "sub b", "--outbox", "10", "--max-backoff", "100ms", srv.URL())
 	for gen := 1; gen <= 3; gen++ {
@@ -387,6 +396,7 @@ func TestExecuteAfterEveryConnect(t *testing.T) {
 
 // -x with -w: exit 0 once no message came for the wait, stdin still open.
 func TestExecuteWait(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	start := time.Now()
 	p := startWsc(t, "-x", "snapshot", "-w", "300ms", srv.URL())
@@ -420,6 +430,7 @@ func TestExecuteWait(t *testing.T) {
 
 // --json: every stdout line is one JSON object with an event.
 func TestJSON(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	p := startWsc(t, "--json", "--slash", "--max-backoff", "100ms", srv.URL())
 	c1, err := srv.NextConn(ctx(t))
@@ -492,6 +503,7 @@ func TestJSON(t *testing.T) {
 // --slash: /ping shows the round trip, /stats the counters, /close closes
 // with the code and reason given and exits 0.
 func TestSlashCommands(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{Echo: true})
 	p := startWsc(t, "--slash", srv.URL())
 	c, err := srv.NextConn(ctx(t))
@@ -516,6 +528,7 @@ func TestSlashCommands(t *testing.T) {
 
 // -P shows the keepalive's pongs with their round trip.
 func TestShowPingPong(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	p := startWsc(t, "-P", "--ping-interval", "50ms", srv.URL())
 	c, err := srv.NextConn(ctx(t))
@@ -533,6 +546,7 @@ func TestShowPingPong(t *testing.T) {
 
 // Lines typed while disconnected, without --outbox, are reported not sent.
 func TestNotSentWhileDisconnected(t *testing.T) {
+	t.Parallel()
 	srv := wstest.Start(t, nil)
 	p := startWsc(t, srv.URL())
 	if _, err := srv.NextConn(ctx(t)); err != nil {
@@ -560,6 +574,7 @@ func TestNotSentWhileDisconnected(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.pem")
 	os.WriteFile(bad, []byte("not pem"), 0o600)
