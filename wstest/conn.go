@@ -224,6 +224,8 @@ func (c *Conn) killLocked() {
 	}
 }
 
+// String names the connection by its number, in order of upgrade, for test
+// failure messages.
 func (c *Conn) String() string { return fmt.Sprintf("wstest connection %d", c.n) }
 
 // Request is the connection's handshake request (URL, Header; no body).
@@ -526,8 +528,8 @@ func (c *Conn) Pings() (received, answered int) {
 // they were on the wire (Masked, MaskKey, Rsv, LengthBits as sent), with the
 // payload unmasked, and still compressed when permessage-deflate was
 // negotiated (RSV1 set). Frames the server refused are there too; a frame
-// the connection ended in the middle of is there with the part of its
-// payload that came. What follows the close frame is not parsed: see
+// the connection ended in the middle of its payload is there with the part
+// that came (one cut inside its header is not). What follows the close frame is not parsed: see
 // AfterClose. Their Payload must not be modified.
 func (c *Conn) Frames() []Frame {
 	c.s.mu.Lock()

@@ -36,9 +36,11 @@ type Frame struct {
 	Payload []byte
 	// LengthBits is the form of the payload length in the header: 7 (in
 	// the second byte), 16 (126, then 16 bits) or 64 (127, then 64 bits);
-	// 0 is the shortest form, which RFC 6455 asks of senders. A length that
-	// does not fit the form is cut to its low bits. In Conn.Frames it is the
-	// form the client used.
+	// 0 is the shortest form, which RFC 6455 asks of senders; any other
+	// value means 64. A length that does not fit the form is
+	// cut to its low bits; with 7, a length of 126 or 127 announces an
+	// extended length that is not there. In Conn.Frames it is the form the
+	// client used.
 	LengthBits int
 
 	length    uint64 // the declared payload length, with hasLength

@@ -7,9 +7,11 @@ import (
 )
 
 // Network is the fault proxy between the clients and a Server (every client
-// dials it: Server.URL). Each fault applies to both directions, to the live
-// connections and the later ones, until switched off; the zero setting of
-// each is off. Its methods are safe for concurrent use.
+// dials it: Server.URL). A fault applies to both directions, to the live
+// connections and the later ones, until switched off, unless its method says
+// otherwise (CutAfter counts the server's bytes, ResetAll hits the live
+// connections only); the zero setting of each is off. Its methods are safe
+// for concurrent use.
 type Network struct {
 	px *faultproxy.Proxy
 }

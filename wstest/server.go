@@ -92,12 +92,15 @@ type Response struct {
 type Stats struct {
 	// Requests counts the handshake requests read, answered or not.
 	Requests int
-	// Upgraded counts the connections upgraded (Conns), Open those not ended.
+	// Upgraded counts the connections upgraded and handed to the test
+	// (Conns), Open those not ended. A Response.Drop answer, or an upgrade
+	// that Down cut short, is in neither.
 	Upgraded, Open int
 	// Refused counts the TCP connections refused while the server was Down.
 	Refused int
 }
 
+// String lists the counters, for test failure messages.
 func (st Stats) String() string {
 	return fmt.Sprintf("%d handshake requests, %d upgraded, %d open, %d refused",
 		st.Requests, st.Upgraded, st.Open, st.Refused)
@@ -314,8 +317,8 @@ func (s *Server) Up() {
 	s.px.RejectNew(false)
 }
 
-// Restart is Down, then Up after refuseFor (measured from the call), on a
-// timer: it returns at once.
+// Restart is Down, then Up after refuseFor, on a timer: it returns once Down
+// has (every connection dropped), and refuseFor counts from then.
 func (s *Server) Restart(refuseFor time.Duration) {
 	s.Down()
 	s.mu.Lock()
