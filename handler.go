@@ -11,6 +11,8 @@ import (
 //
 // A non-nil error (or a panic) from OnConnect, HandleFrame or HandleInfo fails the
 // current connection with close code 1011 and reaches OnDisconnect as the cause.
+// The close frame goes out after any frame another goroutine is writing; frames
+// that still arrive from the server meanwhile are not delivered.
 type Handler interface {
 	// OnConnect runs after every successful handshake, before any frame of the
 	// connection is delivered. It may send (subscribe, authenticate); its frames
