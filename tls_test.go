@@ -2,17 +2,12 @@ package wsclient
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/testcerts"
 	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,95 +32,31 @@ import (
 // a CA nobody trusts, the CAs of a bundle; and handshakeOnlyServer serves
 // them, and TLS below 1.2, for handshakes that must fail.
 
-// testCA is a certificate authority made in the test.
+// testCA is a certificate authority made in the test (internal/testcerts).
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+	*testcerts.CA
 	pool *x509.CertPool
-}
-
-func randomSerial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	require.NoError(t, err)
-	return n
 }
 
 func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcerts.NewCA(name)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &testCA{CA: ca, pool: ca.Pool()}
 }
 
-// certSpec describes a certificate to issue.
-type certSpec struct {
-	cn       string
-	hosts    []string  // DNS names and IP addresses
-	notAfter time.Time // zero: a day from now
-	client   bool      // for client authentication rather than a server
-}
-
-// issue signs l and returns the certificate and its key, PEM-encoded.
-func (ca *testCA) issue(t testing.TB, l certSpec) (certPEM, keyPEM []byte) {
+// issue signs the certificate s describes.
+func (ca *testCA) issue(t testing.TB, s testcerts.Spec) *testcerts.Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := ca.Issue(s)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(t),
-		Subject:      pkix.Name{CommonName: l.cn},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     l.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	}
-	if l.client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, h := range l.hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-func (ca *testCA) pair(t testing.TB, l certSpec) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM := ca.issue(t, l)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	return pair
+	return c
 }
 
 // serverCert is a server certificate for hosts.
 func (ca *testCA) serverCert(t testing.TB, hosts ...string) tls.Certificate {
-	return ca.pair(t, certSpec{cn: hosts[0], hosts: hosts})
+	t.Helper()
+	return ca.issue(t, testcerts.Spec{CommonName: hosts[0], Hosts: hosts}).TLS
 }
 
 // writePEMFile writes data to dir/name atomically (a new file renamed over the
@@ -260,7 +192,7 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 		{name: "wrong host name", server: serving(ca.serverCert(t, "other.example", "10.9.8.7")), roots: ca.pool, wantErr: &x509.HostnameError{}},
 		{
 			name:    "expired",
-			server:  serving(ca.pair(t, certSpec{cn: "old", hosts: []string{"127.0.0.1"}, notAfter: time.Now().Add(-time.Hour)})),
+			server:  serving(ca.issue(t, testcerts.Spec{CommonName: "old", Hosts: []string{"127.0.0.1"}, NotAfter: time.Now().Add(-time.Hour)}).TLS),
 			roots:   ca.pool,
 			wantErr: &x509.CertificateInvalidError{},
 			check: func(t *testing.T, err error) {
@@ -381,7 +313,7 @@ func TestTLSMutual(t *testing.T) {
 				srv, _, _, _ := mtlsServer(t)
 				o := testOptions()
 				o.TLSConfig = capped(&tls.Config{RootCAs: srv.CertPool(),
-					Certificates: []tls.Certificate{intruder.pair(t, certSpec{cn: "intruder", client: true})}})
+					Certificates: []tls.Certificate{intruder.issue(t, testcerts.Spec{CommonName: "intruder", Client: true}).TLS}})
 				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
@@ -392,12 +324,12 @@ func TestTLSMutual(t *testing.T) {
 				// TLSFiles sends its certificate anyway: the server's alert
 				// then says what is wrong with it.
 				srv, caFile, _, _ := mtlsServer(t)
-				certPEM, keyPEM := intruder.issue(t, certSpec{cn: "intruder", client: true})
+				cert := intruder.issue(t, testcerts.Spec{CommonName: "intruder", Client: true})
 				sub := t.TempDir()
 				o := testOptions()
 				o.TLSConfig = capped(nil)
 				o.TLSFiles = &TLSFiles{CAFile: caFile,
-					CertFile: writePEMFile(t, sub, "c.pem", certPEM), KeyFile: writePEMFile(t, sub, "k.pem", keyPEM)}
+					CertFile: writePEMFile(t, sub, "c.pem", cert.PEM), KeyFile: writePEMFile(t, sub, "k.pem", cert.PKCS8KeyPEM)}
 				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
@@ -533,12 +465,11 @@ func TestTLSFilesErrors(t *testing.T) {
 func TestLoadCertPool(t *testing.T) {
 	a, b := newTestCA(t, "A"), newTestCA(t, "B")
 	dir := t.TempDir()
-	bundle := writePEMFile(t, dir, "bundle.pem", append(append([]byte("comment\n"), a.pem...), b.pem...))
+	bundle := writePEMFile(t, dir, "bundle.pem", append(append([]byte("comment\n"), a.PEM...), b.PEM...))
 	pool, err := LoadCertPool(bundle)
 	require.NoError(t, err)
 	for _, ca := range []*testCA{a, b} {
-		certPEM, _ := ca.issue(t, certSpec{cn: "x", hosts: []string{"x.example"}})
-		block, _ := pem.Decode(certPEM)
+		block, _ := pem.Decode(ca.issue(t, testcerts.Spec{CommonName: "x", Hosts: []string{"x.example"}}).PEM)
 		cert, err := x509.ParseCertificate(block.Bytes)
 		require.NoError(t, err)
 		_, err = cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "x.example"})

@@ -1,19 +1,13 @@
 package wstest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/ff42ae21/wsclient/internal/testcerts"
 )
 
 // pki is what a wss Server generated: a CA and the server certificate it
@@ -28,82 +22,20 @@ type pki struct {
 	keyPEM     []byte // its key
 }
 
-type issued struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	tlsCert tls.Certificate
-	certPEM []byte
-	keyPEM  []byte
-}
-
-// issue makes a certificate from tmpl, signed by parent (self-signed when nil).
-func issue(tmpl *x509.Certificate, parent *issued) (*issued, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(7 * 24 * time.Hour)
-	signer, signerCert := key, tmpl
-	if parent != nil {
-		signer, signerCert = parent.key, parent.cert
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &issued{
-		cert:    cert,
-		key:     key,
-		tlsCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert},
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}, nil
-}
-
-func caTemplate(name string) *x509.Certificate {
-	return &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-}
-
 // newPKI generates the certificates of a wss server (and of its clients when
 // clientCert is set).
 func newPKI(clientCert bool) (*pki, error) {
-	ca, err := issue(caTemplate("wstest CA"), nil)
+	ca, err := testcerts.NewCA("wstest CA")
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "wstest server"},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca)
+	srv, err := ca.Issue(testcerts.Spec{CommonName: "wstest server", Hosts: []string{"localhost", "127.0.0.1", "::1"}})
 	if err != nil {
 		return nil, err
 	}
-	p := &pki{pool: x509.NewCertPool(), caPEM: ca.certPEM}
-	p.pool.AddCert(ca.cert)
+	p := &pki{pool: ca.Pool(), caPEM: ca.PEM}
 	p.server = &tls.Config{
-		Certificates: []tls.Certificate{srv.tlsCert},
+		Certificates: []tls.Certificate{srv.TLS},
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"http/1.1"},
 	}
@@ -111,24 +43,18 @@ func newPKI(clientCert bool) (*pki, error) {
 	if !clientCert {
 		return p, nil
 	}
-	cca, err := issue(caTemplate("wstest client CA"), nil)
+	cca, err := testcerts.NewCA("wstest client CA")
 	if err != nil {
 		return nil, err
 	}
-	cl, err := issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "wstest client"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, cca)
+	cl, err := cca.Client("wstest client")
 	if err != nil {
 		return nil, err
 	}
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(cca.cert)
 	p.server.ClientAuth = tls.RequireAndVerifyClientCert
-	p.server.ClientCAs = clientCAs
-	p.clientCert, p.certPEM, p.keyPEM = cl.tlsCert, cl.certPEM, cl.keyPEM
-	p.client.Certificates = []tls.Certificate{cl.tlsCert}
+	p.server.ClientCAs = cca.Pool()
+	p.clientCert, p.certPEM, p.keyPEM = cl.TLS, cl.PEM, cl.KeyPEM
+	p.client.Certificates = []tls.Certificate{cl.TLS}
 	return p, nil
 }
 

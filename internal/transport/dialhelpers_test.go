@@ -3,12 +3,8 @@ package transport
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -26,75 +22,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/testcerts"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 )
 
 // --- certificates ---
 
+// dtCA is a certificate authority made in the test (internal/testcerts).
 type dtCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*testcerts.CA
 	pool *x509.CertPool
-}
-
-func dtSerial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	require.NoError(t, err)
-	return n
 }
 
 func newDTCA(t testing.TB, name string) *dtCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcerts.NewCA(name)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          dtSerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &dtCA{cert: cert, key: key, pool: pool}
+	return &dtCA{CA: ca, pool: ca.Pool()}
 }
 
 // issue makes a certificate for hosts (DNS names or IPs), or a client
 // certificate named cn when client.
 func (ca *dtCA) issue(t testing.TB, cn string, client bool, hosts ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := ca.Issue(testcerts.Spec{CommonName: cn, Client: client, Hosts: hosts})
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: dtSerial(t),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return c.TLS
 }
 
 // --- a WebSocket server (gorilla) ---
