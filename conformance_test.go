@@ -32,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ff42ae21/wsclient/internal/testproxy"
+	"github.com/ff42ae21/wsclient/internal/utf8cases"
 	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -657,30 +658,6 @@ func fragmentationCases() []confCase {
 	}
 }
 
-// utf8Samples: valid and invalid UTF-8 (RFC 3629), after Autobahn's group 6
-// (which follows Markus Kuhn's stress test).
-var utf8Valid = []string{
-	"", "Hello-µ@ßöäüàá-UTF-8!!", "κόσμε", "\x00",
-	"\u0080", "\u0800", "\U00010000", // the first of each length
-	"\u007f", "\u07ff", "\uffff", "\U0010ffff", // the last of each length
-	"\ud7ff", "\ue000", "\ufffd", // around the surrogates
-	"\ufffe", "\U0001fffe", // non-characters are valid UTF-8
-}
-
-var utf8Invalid = []string{
-	"κόσμε\xed\xa0\x80edited",                      // 6.3.1: a surrogate
-	"\x80", "\xbf", "\x80\xbf", "\x80\xbf\x80\xbf", // lone continuation bytes
-	"abc\x80def",
-	"\xc0 ", "\xe0 ", "\xf0 ", "\xf8 ", "\xfc ", // a start byte and a space
-	"\xc2", "\xe0\xa0", "\xf0\x90\x80", "\xdf", "\xef\xbf", "\xf4\x8f\xbf", // the last byte missing
-	"\xfe", "\xff", "\xfe\xfe\xff\xff", // impossible bytes
-	"\xc0\xaf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf", "\xf8\x80\x80\x80\xaf", // overlong '/'
-	"\xc1\xbf", "\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "\xc0\x80", "\xe0\x80\x80", // overlong
-	"\xed\xa0\x80", "\xed\xad\xbf", "\xed\xbf\xbf", "\xed\xa0\x80\xed\xb0\x80", // surrogates
-	"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf", // above U+10FFFF
-	"κόσμε\xf4\x90\x80\x80edited",
-}
-
 // impossibleAt is the length of the shortest prefix of p that no bytes can
 // complete to valid UTF-8, or len(p) when there is none (p is valid, or only
 // cut short at its end). It asks utf8.Valid, not the client's checker.
@@ -720,7 +697,7 @@ func canComplete(p []byte) bool {
 
 func utf8Cases() []confCase {
 	var cs []confCase
-	for i, s := range utf8Valid {
+	for i, s := range utf8cases.Valid {
 		p := []byte(s)
 		name := fmt.Sprintf("valid %d %q", i+1, s)
 		cs = append(cs,
@@ -728,7 +705,7 @@ func utf8Cases() []confCase {
 			echoCase(name+" in 1-byte fragments", tf(s), send(fragments(wstest.OpText, p, 1)...)),
 			echoCase(name+" in single-byte writes", tf(s), chopped(1, wText(s))))
 	}
-	for i, s := range utf8Invalid {
+	for i, s := range utf8cases.Invalid {
 		p := []byte(s)
 		bad := impossibleAt(p)
 		name := fmt.Sprintf("invalid %d %q", i+1, s)
@@ -754,7 +731,7 @@ func utf8Cases() []confCase {
 		echoCase("6.2.4 valid text, split inside a sequence across fragments", tf("κόσμε"),
 			send(fragments(txt, []byte("κόσμε"), 3)...)),
 		failCase("6.3.2 invalid text in 1-byte fragments, all of it", CloseInvalidPayload,
-			send(fragments(txt, []byte(utf8Invalid[0]), 1)...), nil, nil),
+			send(fragments(txt, []byte(utf8cases.Invalid[0]), 1)...), nil, nil),
 		// 6.4: fail fast. The client must fail on the fragment (or read) that makes
 		// the text impossible; the rest is never sent.
 		failCase("6.4.1 3 fragments, the 2nd makes it invalid, the 3rd never comes", CloseInvalidPayload,

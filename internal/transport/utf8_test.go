@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/ff42ae21/wsclient/internal/utf8cases"
 )
 
 // feed runs a checker over x cut at the given ends (increasing, the last one
@@ -181,7 +183,7 @@ func TestUTF8CheckerAgainstUTF8Valid(t *testing.T) {
 // FuzzUTF8Checker: the checker and utf8.Valid agree on every input and
 // chunking, and the checker fails on the first impossible prefix.
 func FuzzUTF8Checker(f *testing.F) {
-	for _, s := range append(append([]string{}, utf8Valid...), utf8Invalid...) {
+	for _, s := range append(append([]string{}, utf8cases.Valid...), utf8cases.Invalid...) {
 		f.Add([]byte(s), uint8(1))
 		f.Add([]byte(s), uint8(3))
 	}
@@ -246,30 +248,6 @@ func canComplete(p []byte) bool {
 		}
 	}
 	return false
-}
-
-// utf8Samples: valid and invalid UTF-8 (RFC 3629), after Autobahn's group 6
-// (which follows Markus Kuhn's stress test).
-var utf8Valid = []string{
-	"", "Hello-µ@ßöäüàá-UTF-8!!", "κόσμε", "\x00",
-	"\u0080", "\u0800", "\U00010000", // the first of each length
-	"\u007f", "\u07ff", "\uffff", "\U0010ffff", // the last of each length
-	"\ud7ff", "\ue000", "\ufffd", // around the surrogates
-	"\ufffe", "\U0001fffe", // non-characters are valid UTF-8
-}
-
-var utf8Invalid = []string{
-	"κόσμε\xed\xa0\x80edited",                      // 6.3.1: a surrogate
-	"\x80", "\xbf", "\x80\xbf", "\x80\xbf\x80\xbf", // lone continuation bytes
-	"abc\x80def",
-	"\xc0 ", "\xe0 ", "\xf0 ", "\xf8 ", "\xfc ", // a start byte and a space
-	"\xc2", "\xe0\xa0", "\xf0\x90\x80", "\xdf", "\xef\xbf", "\xf4\x8f\xbf", // the last byte missing
-	"\xfe", "\xff", "\xfe\xfe\xff\xff", // impossible bytes
-	"\xc0\xaf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf", "\xf8\x80\x80\x80\xaf", // overlong '/'
-	"\xc1\xbf", "\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "\xc0\x80", "\xe0\x80\x80", // overlong
-	"\xed\xa0\x80", "\xed\xad\xbf", "\xed\xbf\xbf", "\xed\xa0\x80\xed\xb0\x80", // surrogates
-	"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf", // above U+10FFFF
-	"κόσμε\xf4\x90\x80\x80edited",
 }
 
 // BenchmarkUTF8Checker: the incremental check of a 16 KiB text message arriving
