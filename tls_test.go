@@ -39,24 +39,13 @@ type testCA struct {
 }
 
 func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	ca, err := testcerts.NewCA(name)
-	require.NoError(t, err)
+	ca := testcerts.MustCA(t, name)
 	return &testCA{CA: ca, pool: ca.Pool()}
-}
-
-// issue signs the certificate s describes.
-func (ca *testCA) issue(t testing.TB, s testcerts.Spec) *testcerts.Cert {
-	t.Helper()
-	c, err := ca.Issue(s)
-	require.NoError(t, err)
-	return c
 }
 
 // serverCert is a server certificate for hosts.
 func (ca *testCA) serverCert(t testing.TB, hosts ...string) tls.Certificate {
-	t.Helper()
-	return ca.issue(t, testcerts.Spec{CommonName: hosts[0], Hosts: hosts}).TLS
+	return ca.MustIssue(t, testcerts.Spec{CommonName: hosts[0], Hosts: hosts}).TLS
 }
 
 // writePEMFile writes data to dir/name atomically (a new file renamed over the
@@ -192,7 +181,7 @@ func TestTLSCertificateErrorsStop(t *testing.T) {
 		{name: "wrong host name", server: serving(ca.serverCert(t, "other.example", "10.9.8.7")), roots: ca.pool, wantErr: &x509.HostnameError{}},
 		{
 			name:    "expired",
-			server:  serving(ca.issue(t, testcerts.Spec{CommonName: "old", Hosts: []string{"127.0.0.1"}, NotAfter: time.Now().Add(-time.Hour)}).TLS),
+			server:  serving(ca.MustIssue(t, testcerts.Spec{CommonName: "old", Hosts: []string{"127.0.0.1"}, NotAfter: time.Now().Add(-time.Hour)}).TLS),
 			roots:   ca.pool,
 			wantErr: &x509.CertificateInvalidError{},
 			check: func(t *testing.T, err error) {
@@ -313,7 +302,7 @@ func TestTLSMutual(t *testing.T) {
 				srv, _, _, _ := mtlsServer(t)
 				o := testOptions()
 				o.TLSConfig = capped(&tls.Config{RootCAs: srv.CertPool(),
-					Certificates: []tls.Certificate{intruder.issue(t, testcerts.Spec{CommonName: "intruder", Client: true}).TLS}})
+					Certificates: []tls.Certificate{intruder.MustIssue(t, testcerts.Spec{CommonName: "intruder", Client: true}).TLS}})
 				d, err := runStopped(t, srv.URL(), o)
 				var tlsErr *TLSError
 				require.ErrorAs(t, err, &tlsErr, "got %v", err)
@@ -324,7 +313,7 @@ func TestTLSMutual(t *testing.T) {
 				// TLSFiles sends its certificate anyway: the server's alert
 				// then says what is wrong with it.
 				srv, caFile, _, _ := mtlsServer(t)
-				cert := intruder.issue(t, testcerts.Spec{CommonName: "intruder", Client: true})
+				cert := intruder.MustIssue(t, testcerts.Spec{CommonName: "intruder", Client: true})
 				sub := t.TempDir()
 				o := testOptions()
 				o.TLSConfig = capped(nil)
@@ -469,7 +458,7 @@ func TestLoadCertPool(t *testing.T) {
 	pool, err := LoadCertPool(bundle)
 	require.NoError(t, err)
 	for _, ca := range []*testCA{a, b} {
-		block, _ := pem.Decode(ca.issue(t, testcerts.Spec{CommonName: "x", Hosts: []string{"x.example"}}).PEM)
+		block, _ := pem.Decode(ca.MustIssue(t, testcerts.Spec{CommonName: "x", Hosts: []string{"x.example"}}).PEM)
 		cert, err := x509.ParseCertificate(block.Bytes)
 		require.NoError(t, err)
 		_, err = cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "x.example"})

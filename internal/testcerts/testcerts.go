@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"testing"
 	"time"
 )
 
@@ -71,6 +72,16 @@ func NewCA(name string) (*CA, error) {
 	return &CA{Cert: c.TLS.Leaf, Key: c.Key, PEM: c.PEM}, nil
 }
 
+// MustCA is NewCA for a test: it fails t on an error.
+func MustCA(t testing.TB, name string) *CA {
+	t.Helper()
+	ca, err := NewCA(name)
+	if err != nil {
+		t.Fatalf("testcerts: CA %q: %v", name, err)
+	}
+	return ca
+}
+
 // Pool is a new pool that holds the CA alone.
 func (ca *CA) Pool() *x509.CertPool {
 	pool := x509.NewCertPool()
@@ -96,6 +107,16 @@ func (ca *CA) Issue(s Spec) (*Cert, error) {
 		}
 	}
 	return create(tmpl, s.NotBefore, s.NotAfter, ca)
+}
+
+// MustIssue is Issue for a test: it fails t on an error.
+func (ca *CA) MustIssue(t testing.TB, s Spec) *Cert {
+	t.Helper()
+	c, err := ca.Issue(s)
+	if err != nil {
+		t.Fatalf("testcerts: certificate %q: %v", s.CommonName, err)
+	}
+	return c
 }
 
 // Server is a server certificate for hosts, named after the first.

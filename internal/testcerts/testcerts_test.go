@@ -9,26 +9,8 @@ import (
 	"time"
 )
 
-func mustCA(t *testing.T, name string) *CA {
-	t.Helper()
-	ca, err := NewCA(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-func mustIssue(t *testing.T, ca *CA, s Spec) *Cert {
-	t.Helper()
-	c, err := ca.Issue(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestServerCertificate(t *testing.T) {
-	ca := mustCA(t, "test CA")
+	ca := MustCA(t, "test CA")
 	if !ca.Cert.IsCA || ca.Cert.Subject.CommonName != "test CA" {
 		t.Fatalf("CA %v, IsCA %v", ca.Cert.Subject, ca.Cert.IsCA)
 	}
@@ -50,7 +32,7 @@ func TestServerCertificate(t *testing.T) {
 	if !errors.As(err, &he) {
 		t.Errorf("other.example: %v, want a HostnameError", err)
 	}
-	_, err = c.TLS.Leaf.Verify(x509.VerifyOptions{Roots: mustCA(t, "other CA").Pool(), DNSName: "localhost"})
+	_, err = c.TLS.Leaf.Verify(x509.VerifyOptions{Roots: MustCA(t, "other CA").Pool(), DNSName: "localhost"})
 	var ue x509.UnknownAuthorityError
 	if !errors.As(err, &ue) {
 		t.Errorf("another CA's pool: %v, want an UnknownAuthorityError", err)
@@ -63,7 +45,7 @@ func TestServerCertificate(t *testing.T) {
 }
 
 func TestClientCertificate(t *testing.T) {
-	ca := mustCA(t, "client CA")
+	ca := MustCA(t, "client CA")
 	c, err := ca.Client("client-1")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +60,7 @@ func TestClientCertificate(t *testing.T) {
 }
 
 func TestValidity(t *testing.T) {
-	ca := mustCA(t, "CA")
+	ca := MustCA(t, "CA")
 	now := time.Now()
 	for _, tc := range []struct {
 		name                string
@@ -94,7 +76,7 @@ func TestValidity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Hosts = []string{"x.example"}
-			leaf := mustIssue(t, ca, tc.spec).TLS.Leaf
+			leaf := ca.MustIssue(t, tc.spec).TLS.Leaf
 			if d := leaf.NotBefore.Sub(tc.notBefore); d < -time.Minute || d > time.Minute {
 				t.Errorf("NotBefore %v, want about %v", leaf.NotBefore, tc.notBefore)
 			}
@@ -117,7 +99,7 @@ func TestValidity(t *testing.T) {
 }
 
 func TestPEM(t *testing.T) {
-	ca := mustCA(t, "PEM CA")
+	ca := MustCA(t, "PEM CA")
 	block, rest := pem.Decode(ca.PEM)
 	if block == nil || block.Type != "CERTIFICATE" || len(rest) != 0 {
 		t.Fatalf("CA PEM %q", ca.PEM)
@@ -125,7 +107,7 @@ func TestPEM(t *testing.T) {
 	if cert, err := x509.ParseCertificate(block.Bytes); err != nil || !cert.Equal(ca.Cert) {
 		t.Errorf("CA PEM: %v", err)
 	}
-	c := mustIssue(t, ca, Spec{CommonName: "s", Hosts: []string{"127.0.0.1"}})
+	c := ca.MustIssue(t, Spec{CommonName: "s", Hosts: []string{"127.0.0.1"}})
 	for _, tc := range []struct {
 		keyPEM []byte
 		typ    string
@@ -148,8 +130,8 @@ func TestPEM(t *testing.T) {
 }
 
 func TestSerialsDiffer(t *testing.T) {
-	ca := mustCA(t, "CA")
-	a, b := mustIssue(t, ca, Spec{}), mustIssue(t, ca, Spec{})
+	ca := MustCA(t, "CA")
+	a, b := ca.MustIssue(t, Spec{}), ca.MustIssue(t, Spec{})
 	if a.TLS.Leaf.SerialNumber.Cmp(b.TLS.Leaf.SerialNumber) == 0 {
 		t.Error("two certificates with one serial number")
 	}
