@@ -12,10 +12,10 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/tcpserver"
 	"github.com/ff42ae21/wsclient/internal/testproxy"
 	"github.com/ff42ae21/wsclient/wstest"
 	"github.com/stretchr/testify/assert"
@@ -306,51 +306,6 @@ func countingDial(n *byteCount) func(ctx context.Context, network, addr string) 
 	}
 }
 
-// silentListener accepts TCP connections and never sends a byte.
-type silentListener struct {
-	ln       net.Listener
-	accepted atomic.Int32
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-func newSilentListener(t *testing.T) *silentListener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &silentListener{ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
-	return s
-}
-
 // TestHandshakeTimeoutBoundsEveryPhase: on every path (connPaths), a peer that
 // says nothing in one phase of the handshake (the proxy's answer, the TLS
 // handshake, the upgrade answer) makes each attempt end after HandshakeTimeout,
@@ -395,14 +350,14 @@ func TestHandshakeTimeoutBoundsEveryPhase(t *testing.T) {
 						o.TLSConfig = srv.ClientTLSConfig()
 					}
 					if ph.quietProxy {
-						quiet := newSilentListener(t)
-						u := &url.URL{Scheme: "http", Host: quiet.ln.Addr().String()}
+						quiet := tcpserver.Start(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // accepts, never says a byte
+						u := &url.URL{Scheme: "http", Host: quiet.Addr()}
 						if *p.proxy == testproxy.SOCKS5 {
 							u.Scheme = "socks5"
 						}
 						o.Proxy = http.ProxyURL(u)
 						viaProxy = func(t testing.TB) {
-							assert.Positive(t, quiet.accepted.Load(), "the client dialed the proxy")
+							assert.Positive(t, quiet.Accepted(), "the client dialed the proxy")
 						}
 					}
 					o.OnStateChange = func(sc StateChange) {

@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/tcpserver"
 	"github.com/ff42ae21/wsclient/internal/testcerts"
 	"github.com/gorilla/websocket"
-	"github.com/stretchr/testify/require"
 )
 
 // --- certificates ---
@@ -36,19 +36,14 @@ type dtCA struct {
 }
 
 func newDTCA(t testing.TB, name string) *dtCA {
-	t.Helper()
-	ca, err := testcerts.NewCA(name)
-	require.NoError(t, err)
+	ca := testcerts.MustCA(t, name)
 	return &dtCA{CA: ca, pool: ca.Pool()}
 }
 
 // issue makes a certificate for hosts (DNS names or IPs), or a client
 // certificate named cn when client.
 func (ca *dtCA) issue(t testing.TB, cn string, client bool, hosts ...string) tls.Certificate {
-	t.Helper()
-	c, err := ca.Issue(testcerts.Spec{CommonName: cn, Client: client, Hosts: hosts})
-	require.NoError(t, err)
-	return c.TLS
+	return ca.MustIssue(t, testcerts.Spec{CommonName: cn, Client: client, Hosts: hosts}).TLS
 }
 
 // --- a WebSocket server (gorilla) ---
@@ -125,53 +120,16 @@ func (s *wsServer) request(t *testing.T) *http.Request {
 
 // --- a scripted TCP server ---
 
-// rawServer runs script for every connection on 127.0.0.1, then closes it.
-type rawServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
+// rawServer runs script for every connection on 127.0.0.1, then closes it
+// (internal/tcpserver).
+type rawServer struct{ *tcpserver.Server }
 
 func newRawServer(t *testing.T, script func(c net.Conn)) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &rawServer{ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				script(c)
-			}()
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+	return &rawServer{tcpserver.Start(t, script)}
 }
 
-func (s *rawServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *rawServer) addr() string { return s.ln.Addr().String() }
+func (s *rawServer) addr() string { return s.Addr() }
 
 // readUpgrade reads the upgrade request from c.
 func readUpgrade(c net.Conn) (*http.Request, *bufio.Reader, error) {
