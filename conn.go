@@ -224,7 +224,14 @@ func (conn *Conn) readLoop() {
 	for {
 		m, err := conn.w.ReadMessage()
 		if err != nil {
-			conn.end(conn.readError(err), 0)
+			// A close frame from the server (or over its protocol error) has
+			// queued this side's answer, which may wait behind a frame a Send
+			// is writing: the socket drops once it is out.
+			code := 0
+			if conn.w.CloseSent() {
+				code = CloseNormal // a close already queued decides the frame
+			}
+			conn.end(conn.readError(err), code)
 			return
 		}
 		if conn.ended() {

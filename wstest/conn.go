@@ -144,7 +144,15 @@ func (c *Conn) end(err error) {
 		c.linger()
 		lingered = true
 	}
-	c.tc.Abort()
+	if c.tc.CloseSent() {
+		// The answer to the client's close (or the close of a protocol
+		// error) may wait behind a message another goroutine is writing:
+		// the socket drops once it is out.
+		c.tc.CloseAndAbort(transport.CloseNormal, "", c.s.timeout)
+		<-c.tc.Ended() // at most the timeout later
+	} else {
+		c.tc.Abort()
+	}
 	_ = c.fc.Conn.Close() // with hold, Abort left it open
 	c.tap.flush()
 	code, reason := transport.CloseAbnormal, ""

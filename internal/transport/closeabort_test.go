@@ -104,3 +104,47 @@ func TestCloseAndAbortIdle(t *testing.T) {
 		}
 	}
 }
+
+// The peer's close frame arrives while another goroutine writes a message:
+// the reader queues the answer behind that frame, and CloseAndAbort (what
+// wsclient and wstest do when the reader ends) drops the socket only once the
+// answer is out. Aborting at once lost it: the peer saw no close frame.
+func TestCloseAndAbortAfterThePeersClose(t *testing.T) {
+	t.Parallel()
+	c, p := ctPipe(t, ConnOptions{}, false)
+	data := make([]byte, 64<<10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
+	var first [1]byte
+	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	p.send(ctFrame(0x88, false, ctClosePayload(CloseGoingAway, "bye")))
+	if _, err := readWithin(t, c); asClose(t, err).Code != CloseGoingAway {
+		t.Fatalf("ReadMessage: %v, want the peer's close", err)
+	}
+	if !c.CloseSent() {
+		t.Fatal("the reader did not queue the answer")
+	}
+	c.CloseAndAbort(CloseNormal, "", 10*time.Second)
+
+	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
+	if f, err := ctReadFrame(rest); err != nil || f.op != OpBinary || len(f.payload) != len(data) {
+		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole message", f.op, len(f.payload), err)
+	}
+	f, err := ctReadFrame(rest)
+	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseGoingAway {
+		t.Fatalf("after the message: op %v payload %q, %v; want the echo of close %d", f.op, f.payload, err, CloseGoingAway)
+	}
+	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the close frame: %v, want the end of the stream", err)
+	}
+	select {
+	case <-c.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ended not closed")
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("the message in progress: %v", err)
+	}
+}

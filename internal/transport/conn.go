@@ -63,6 +63,7 @@ type Conn struct {
 	// whoever writes it drops the socket. abortTimer bounds the wait.
 	abortOnClose bool
 	abortTimer   *time.Timer
+	ended        chan struct{} // closed when the connection ends (Ended)
 
 	dead      atomic.Bool   // the connection ended: writes fail with ErrClosed
 	closeSent atomic.Bool   // a close frame was queued or sent
@@ -105,6 +106,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, o ConnOptions) *Conn {
 		subprotocol:  o.Subprotocol,
 		resp:         o.Response,
 		msgSem:       make(chan struct{}, 1),
+		ended:        make(chan struct{}),
 	}
 	var src io.Reader = nc
 	var early []byte
@@ -139,9 +141,15 @@ func (c *Conn) end(err error) {
 	if c.abortTimer != nil {
 		c.abortTimer.Stop()
 	}
+	close(c.ended)
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }
+
+// Ended is closed when the connection has ended on this side (a write error,
+// Abort, CloseAndAbort once its close frame is out) and its socket is closed
+// or closing.
+func (c *Conn) Ended() <-chan struct{} { return c.ended }
 
 // CloseAndAbort fails the connection with a close frame: it queues code and
 // reason like Close (a close frame queued or sent already decides) and drops
