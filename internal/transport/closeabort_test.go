@@ -148,3 +148,51 @@ func TestCloseAndAbortAfterThePeersClose(t *testing.T) {
 		t.Fatalf("the message in progress: %v", err)
 	}
 }
+
+// The close frame already queued is being written (behind another writer's
+// frame) when CloseAndAbort is called: closeDone is set, but the frame is not
+// out yet. CloseAndAbort must wait for that write, not drop the socket under
+// it. (It took closeDone for "written" and cut the close frame short.)
+func TestCloseAndAbortWhileTheCloseFrameIsWritten(t *testing.T) {
+	t.Parallel()
+	c, p := ctPipe(t, ConnOptions{}, false)
+	data := make([]byte, 64<<10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
+	var first [1]byte
+	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	// Queued behind the frame in progress (the reader's echo of a peer's
+	// close takes the same path).
+	if err := c.Close(CloseGoingAway, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
+	if f, err := ctReadFrame(rest); err != nil || f.op != OpBinary || len(f.payload) != len(data) {
+		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole message", f.op, len(f.payload), err)
+	}
+	// The writer is now inside the close frame's write: a pipe write waits
+	// for the reader.
+	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseAndAbort(CloseNormal, "", 10*time.Second)
+
+	rest = io.MultiReader(bytes.NewReader(first[:]), p.nc)
+	f, err := ctReadFrame(rest)
+	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseGoingAway {
+		t.Fatalf("after the message: op %v payload %q, %v; want close %d", f.op, f.payload, err, CloseGoingAway)
+	}
+	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the close frame: %v, want the end of the stream", err)
+	}
+	select {
+	case <-c.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ended not closed")
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("the message in progress: %v", err)
+	}
+}

@@ -58,7 +58,8 @@ type Conn struct {
 	pingLen    int
 	pongFrame  [MaxControlPayload]byte
 	pongLen    int
-	closeDone  bool // the close frame was written (nothing may follow it)
+	closeDone  bool // the close frame was taken for writing (nothing may follow it)
+	closeOut   bool // its write is over (it went out, or the write failed)
 	// abortOnClose: CloseAndAbort is waiting for the close frame to go out;
 	// whoever writes it drops the socket. abortTimer bounds the wait.
 	abortOnClose bool
@@ -177,9 +178,9 @@ func (c *Conn) CloseAndAbort(code int, reason string, d time.Duration) {
 		return
 	}
 	c.mu.Lock()
-	done := c.closeDone
+	out := c.closeOut // not closeDone: its write may still be in progress
 	c.mu.Unlock()
-	if done {
+	if out {
 		c.Abort() // it went out before abortOnClose was set, or just now
 	}
 }

@@ -320,7 +320,6 @@ func (c *Conn) flushControl() {
 		b = c.appendControl(b, OpClose, c.closeFrame[:c.closeLen])
 		c.closeDone = true
 	}
-	abort := kinds&pendingClose != 0 && c.abortOnClose
 	c.mu.Unlock()
 	if len(b) > 0 {
 		if err := c.writeRaw(b); err != nil {
@@ -328,8 +327,16 @@ func (c *Conn) flushControl() {
 		}
 	}
 	putBuf(bp)
-	if abort {
-		c.Abort() // CloseAndAbort: the close frame is out
+	if kinds&pendingClose != 0 {
+		// Read after the write: CloseAndAbort may come while it is in
+		// progress (it then sees closeOut false and leaves the drop here).
+		c.mu.Lock()
+		c.closeOut = true
+		abort := c.abortOnClose
+		c.mu.Unlock()
+		if abort {
+			c.Abort() // CloseAndAbort: the close frame is out
+		}
 	}
 }
 
