@@ -194,9 +194,7 @@ func (conn *Conn) startClose(code int, reason string) {
 // a frame another goroutine is writing, or after CloseTimeout when that write
 // is stuck. Dropping the socket makes the reader return.
 func (conn *Conn) end(cause error, code int) {
-	conn.endOnce.Do(func() {
-		conn.endErr = cause
-		close(conn.done)
+	conn.endWith(cause, func() {
 		if code == 0 {
 			conn.w.Abort()
 			return
@@ -206,6 +204,22 @@ func (conn *Conn) end(cause error, code int) {
 			reason = ce.Reason
 		}
 		conn.w.CloseAndAbort(code, reason, conn.client.opts.CloseTimeout)
+	})
+}
+
+// endRead ends the connection for the reader's error. A close frame from the
+// server (or its protocol error) has queued this side's close frame, which may
+// wait behind a frame a Send is writing: the socket drops once it is out.
+func (conn *Conn) endRead(cause error) {
+	conn.endWith(cause, func() { conn.w.AbortWhenClosed(conn.client.opts.CloseTimeout) })
+}
+
+// endWith ends the connection once, for cause, and then drops its socket.
+func (conn *Conn) endWith(cause error, drop func()) {
+	conn.endOnce.Do(func() {
+		conn.endErr = cause
+		close(conn.done)
+		drop()
 	})
 }
 
@@ -224,14 +238,7 @@ func (conn *Conn) readLoop() {
 	for {
 		m, err := conn.w.ReadMessage()
 		if err != nil {
-			// A close frame from the server (or over its protocol error) has
-			// queued this side's answer, which may wait behind a frame a Send
-			// is writing: the socket drops once it is out.
-			code := 0
-			if conn.w.CloseSent() {
-				code = CloseNormal // a close already queued decides the frame
-			}
-			conn.end(conn.readError(err), code)
+			conn.endRead(conn.readError(err))
 			return
 		}
 		if conn.ended() {

@@ -144,7 +144,7 @@ type fakeWire struct {
 	block       chan struct{}  // while non-nil and open, data writes block (a full send buffer)
 	ignoreClose bool           // set before use: the server never answers a close frame
 	onPing      func(p []byte) // set before use: runs inside Ping, after the ping is recorded
-	beforeAbort func()         // set before use: runs inside CloseAndAbort, before the abort
+	beforeAbort func()         // set before use: runs inside AbortWhenClosed (and CloseAndAbort), before the abort
 }
 
 type fakeRead struct {
@@ -243,8 +243,12 @@ func (w *fakeWire) Close(code int, reason string) error {
 func (w *fakeWire) Abort() { w.abort.Do(func() { close(w.aborted) }) }
 
 // CloseAndAbort: a fake's writes never block, so the close is out at once.
-func (w *fakeWire) CloseAndAbort(code int, reason string, _ time.Duration) {
+func (w *fakeWire) CloseAndAbort(code int, reason string, d time.Duration) {
 	_ = w.Close(code, reason)
+	w.AbortWhenClosed(d)
+}
+
+func (w *fakeWire) AbortWhenClosed(time.Duration) {
 	if w.beforeAbort != nil {
 		w.beforeAbort()
 	}

@@ -26,8 +26,11 @@ type wire interface {
 	// Abort drops the socket now; the reader returns.
 	Abort()
 	// CloseAndAbort queues a close frame and drops the socket once it is
-	// out (after the frame being written, d at the most); it never waits.
+	// out (after the frame being written, d at the most); AbortWhenClosed
+	// does the same for a close frame already queued, and drops the socket
+	// at once when there is none. They never wait.
 	CloseAndAbort(code int, reason string, d time.Duration)
+	AbortWhenClosed(d time.Duration)
 	CloseSent() bool
 	// Life grows whenever bytes arrived from the peer.
 	Life() uint64

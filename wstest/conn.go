@@ -144,15 +144,11 @@ func (c *Conn) end(err error) {
 		c.linger()
 		lingered = true
 	}
-	if c.tc.CloseSent() {
-		// The answer to the client's close (or the close of a protocol
-		// error) may wait behind a message another goroutine is writing:
-		// the socket drops once it is out.
-		c.tc.CloseAndAbort(transport.CloseNormal, "", c.s.timeout)
-		<-c.tc.Ended() // at most the timeout later
-	} else {
-		c.tc.Abort()
-	}
+	// The answer to the client's close (or the close of a protocol error)
+	// may wait behind a message another goroutine is writing: the socket
+	// drops once it is out, at most the timeout later.
+	c.tc.AbortWhenClosed(c.s.timeout)
+	<-c.tc.Ended()
 	_ = c.fc.Conn.Close() // with hold, Abort left it open
 	c.tap.flush()
 	code, reason := transport.CloseAbnormal, ""

@@ -10,45 +10,75 @@ import (
 	"time"
 )
 
-// A connection failed while another goroutine writes a message: the close
-// frame goes out right after that message's frame, then the socket drops.
-// (Queuing the close and dropping the socket at once lost the close frame:
-// the peer saw the message cut short and no close code.)
-func TestCloseAndAbortAfterTheFrameInProgress(t *testing.T) {
-	t.Parallel()
-	c, p := ctPipe(t, ConnOptions{}, false)
-	data := make([]byte, 64<<10)
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
+// writingConn is a Conn over a net.Pipe whose writer goroutine is inside the
+// frame of a 64 KiB binary message (a pipe write waits for the reader: the
+// peer has read its first byte, which rest gives back first).
+type writingConn struct {
+	c     *Conn
+	p     *ctPeer
+	rest  io.Reader  // the peer's side of the stream, from the first byte
+	wrote chan error // the WriteMessage's result
+	size  int        // the message's length
+}
 
-	// The writer is inside its frame: a net.Pipe write waits for the reader.
+func newWritingConn(t *testing.T) *writingConn {
+	t.Helper()
+	c, p := ctPipe(t, ConnOptions{}, false)
+	w := &writingConn{c: c, p: p, wrote: make(chan error, 1), size: 64 << 10}
+	go func() { w.wrote <- c.WriteMessage(context.Background(), OpBinary, make([]byte, w.size)) }()
 	var first [1]byte
 	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
 		t.Fatal(err)
 	}
-	c.CloseAndAbort(CloseInternalError, "", 10*time.Second)
+	w.rest = io.MultiReader(bytes.NewReader(first[:]), p.nc)
+	return w
+}
 
-	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
-	f, err := ctReadFrame(rest)
-	if err != nil || f.op != OpBinary || len(f.payload) != len(data) {
+// expectMessage reads the whole binary message from rest.
+func (w *writingConn) expectMessage(t *testing.T) {
+	t.Helper()
+	if f, err := ctReadFrame(w.rest); err != nil || f.op != OpBinary || len(f.payload) != w.size {
 		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole binary message", f.op, len(f.payload), err)
 	}
-	f, err = ctReadFrame(rest)
-	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseInternalError {
-		t.Fatalf("after the message: op %v payload %q, %v; want close %d", f.op, f.payload, err, CloseInternalError)
+}
+
+// expectCloseThenEnd reads a close frame with code from r, then the end of
+// the stream, and waits for the message's write to have succeeded.
+func (w *writingConn) expectCloseThenEnd(t *testing.T, r io.Reader, code int) {
+	t.Helper()
+	f, err := ctReadFrame(r)
+	if err != nil || f.op != OpClose || len(f.payload) < 2 || int(binary.BigEndian.Uint16(f.payload)) != code {
+		t.Fatalf("after the message: op %v payload %q, %v; want close %d", f.op, f.payload, err, code)
 	}
-	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
+	if _, err := ctReadFrame(r); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the close frame: %v, want the end of the stream", err)
 	}
 	select {
-	case err := <-wrote:
+	case <-w.c.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ended not closed")
+	}
+	select {
+	case err := <-w.wrote:
 		if err != nil {
 			t.Fatalf("the message in progress: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("WriteMessage did not return")
 	}
-	if _, err := readWithin(t, c); err == nil {
+}
+
+// A connection failed while another goroutine writes a message: the close
+// frame goes out right after that message's frame, then the socket drops.
+// (Queuing the close and dropping the socket at once lost the close frame:
+// the peer saw the message cut short and no close code.)
+func TestCloseAndAbortAfterTheFrameInProgress(t *testing.T) {
+	t.Parallel()
+	w := newWritingConn(t)
+	w.c.CloseAndAbort(CloseInternalError, "", 10*time.Second)
+	w.expectMessage(t)
+	w.expectCloseThenEnd(t, w.rest, CloseInternalError)
+	if _, err := readWithin(t, w.c); err == nil {
 		t.Fatal("ReadMessage after CloseAndAbort: no error")
 	}
 }
@@ -57,23 +87,17 @@ func TestCloseAndAbortAfterTheFrameInProgress(t *testing.T) {
 // anyway, and the stuck write returns.
 func TestCloseAndAbortBoundsAStuckWriter(t *testing.T) {
 	t.Parallel()
-	c, p := ctPipe(t, ConnOptions{}, false)
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, make([]byte, 64<<10)) }()
-	var first [1]byte
-	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
-		t.Fatal(err)
-	}
-	c.CloseAndAbort(CloseInternalError, "", 20*time.Millisecond) // returns at once
+	w := newWritingConn(t)
+	w.c.CloseAndAbort(CloseInternalError, "", 20*time.Millisecond) // returns at once
 	select {
-	case err := <-wrote:
+	case err := <-w.wrote:
 		if err == nil {
 			t.Fatal("the stuck write succeeded")
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stuck write did not return after the bound")
 	}
-	if err := c.WriteMessage(context.Background(), OpText, []byte("x")); !errors.Is(err, ErrClosed) && !errors.Is(err, ErrCloseSent) {
+	if err := w.c.WriteMessage(context.Background(), OpText, []byte("x")); !errors.Is(err, ErrClosed) && !errors.Is(err, ErrCloseSent) {
 		t.Fatalf("a write after CloseAndAbort: %v, want ErrClosed or ErrCloseSent", err)
 	}
 }
@@ -106,47 +130,22 @@ func TestCloseAndAbortIdle(t *testing.T) {
 }
 
 // The peer's close frame arrives while another goroutine writes a message:
-// the reader queues the answer behind that frame, and CloseAndAbort (what
+// the reader queues the answer behind that frame, and AbortWhenClosed (what
 // wsclient and wstest do when the reader ends) drops the socket only once the
 // answer is out. Aborting at once lost it: the peer saw no close frame.
-func TestCloseAndAbortAfterThePeersClose(t *testing.T) {
+func TestAbortWhenClosedAfterThePeersClose(t *testing.T) {
 	t.Parallel()
-	c, p := ctPipe(t, ConnOptions{}, false)
-	data := make([]byte, 64<<10)
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
-	var first [1]byte
-	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
-		t.Fatal(err)
-	}
-	p.send(ctFrame(0x88, false, ctClosePayload(CloseGoingAway, "bye")))
-	if _, err := readWithin(t, c); asClose(t, err).Code != CloseGoingAway {
+	w := newWritingConn(t)
+	w.p.send(ctFrame(0x88, false, ctClosePayload(CloseGoingAway, "bye")))
+	if _, err := readWithin(t, w.c); asClose(t, err).Code != CloseGoingAway {
 		t.Fatalf("ReadMessage: %v, want the peer's close", err)
 	}
-	if !c.CloseSent() {
+	if !w.c.CloseSent() {
 		t.Fatal("the reader did not queue the answer")
 	}
-	c.CloseAndAbort(CloseNormal, "", 10*time.Second)
-
-	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
-	if f, err := ctReadFrame(rest); err != nil || f.op != OpBinary || len(f.payload) != len(data) {
-		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole message", f.op, len(f.payload), err)
-	}
-	f, err := ctReadFrame(rest)
-	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseGoingAway {
-		t.Fatalf("after the message: op %v payload %q, %v; want the echo of close %d", f.op, f.payload, err, CloseGoingAway)
-	}
-	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the close frame: %v, want the end of the stream", err)
-	}
-	select {
-	case <-c.Ended():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Ended not closed")
-	}
-	if err := <-wrote; err != nil {
-		t.Fatalf("the message in progress: %v", err)
-	}
+	w.c.AbortWhenClosed(10 * time.Second)
+	w.expectMessage(t)
+	w.expectCloseThenEnd(t, w.rest, CloseGoingAway)
 }
 
 // The close frame already queued is being written (behind another writer's
@@ -155,44 +154,19 @@ func TestCloseAndAbortAfterThePeersClose(t *testing.T) {
 // it. (It took closeDone for "written" and cut the close frame short.)
 func TestCloseAndAbortWhileTheCloseFrameIsWritten(t *testing.T) {
 	t.Parallel()
-	c, p := ctPipe(t, ConnOptions{}, false)
-	data := make([]byte, 64<<10)
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.WriteMessage(context.Background(), OpBinary, data) }()
-	var first [1]byte
-	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
-		t.Fatal(err)
-	}
+	w := newWritingConn(t)
 	// Queued behind the frame in progress (the reader's echo of a peer's
 	// close takes the same path).
-	if err := c.Close(CloseGoingAway, "bye"); err != nil {
+	if err := w.c.Close(CloseGoingAway, "bye"); err != nil {
 		t.Fatal(err)
 	}
-	rest := io.MultiReader(bytes.NewReader(first[:]), p.nc)
-	if f, err := ctReadFrame(rest); err != nil || f.op != OpBinary || len(f.payload) != len(data) {
-		t.Fatalf("first frame: op %v, %d bytes, %v; want the whole message", f.op, len(f.payload), err)
-	}
+	w.expectMessage(t)
 	// The writer is now inside the close frame's write: a pipe write waits
 	// for the reader.
-	if _, err := io.ReadFull(p.nc, first[:]); err != nil {
+	var first [1]byte
+	if _, err := io.ReadFull(w.p.nc, first[:]); err != nil {
 		t.Fatal(err)
 	}
-	c.CloseAndAbort(CloseNormal, "", 10*time.Second)
-
-	rest = io.MultiReader(bytes.NewReader(first[:]), p.nc)
-	f, err := ctReadFrame(rest)
-	if err != nil || f.op != OpClose || len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != CloseGoingAway {
-		t.Fatalf("after the message: op %v payload %q, %v; want close %d", f.op, f.payload, err, CloseGoingAway)
-	}
-	if _, err := ctReadFrame(rest); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the close frame: %v, want the end of the stream", err)
-	}
-	select {
-	case <-c.Ended():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Ended not closed")
-	}
-	if err := <-wrote; err != nil {
-		t.Fatalf("the message in progress: %v", err)
-	}
+	w.c.CloseAndAbort(CloseNormal, "", 10*time.Second)
+	w.expectCloseThenEnd(t, io.MultiReader(bytes.NewReader(first[:]), w.p.nc), CloseGoingAway)
 }

@@ -60,8 +60,8 @@ type Conn struct {
 	pongLen    int
 	closeDone  bool // the close frame was taken for writing (nothing may follow it)
 	closeOut   bool // its write is over (it went out, or the write failed)
-	// abortOnClose: CloseAndAbort is waiting for the close frame to go out;
-	// whoever writes it drops the socket. abortTimer bounds the wait.
+	// abortOnClose: AbortWhenClosed is waiting for the close frame to go
+	// out; whoever writes it drops the socket. abortTimer bounds the wait.
 	abortOnClose bool
 	abortTimer   *time.Timer
 	ended        chan struct{} // closed when the connection ends (Ended)
@@ -148,41 +148,44 @@ func (c *Conn) end(err error) {
 }
 
 // Ended is closed when the connection has ended on this side (a write error,
-// Abort, CloseAndAbort once its close frame is out) and its socket is closed
-// or closing.
+// Abort, AbortWhenClosed once the close frame is out) and its socket is
+// closed or closing.
 func (c *Conn) Ended() <-chan struct{} { return c.ended }
 
-// CloseAndAbort fails the connection with a close frame: it queues code and
-// reason like Close (a close frame queued or sent already decides) and drops
-// the socket as soon as the close frame went out: at once when no frame is
-// being written, else right after the frame in progress, whose writer writes
-// the close frame next. A writer stuck on a peer that does not read gets d
-// (d <= 0: no time at all), then the socket is dropped anyway. Like Close, it
-// never waits behind another writer.
+// CloseAndAbort fails the connection with a close frame: Close (a close
+// frame queued or sent already decides), then AbortWhenClosed.
 func (c *Conn) CloseAndAbort(code int, reason string, d time.Duration) {
-	if d <= 0 {
-		_ = c.Close(code, reason)
-		c.Abort()
+	if err := c.Close(code, reason); err != nil && !errors.Is(err, ErrCloseSent) && !errors.Is(err, ErrClosed) {
+		c.Abort() // a code or reason that may not be sent
 		return
 	}
+	c.AbortWhenClosed(d)
+}
+
+// AbortWhenClosed drops the socket once the close frame queued so far (this
+// side's, or the reader's answer to the peer's) is out: at once when none is
+// queued or it is out already, else right after the frame in progress, whose
+// writer writes the close frame next. A writer stuck on a peer that does not
+// read gets d (d <= 0: no time at all), then the socket is dropped anyway. It
+// never waits.
+func (c *Conn) AbortWhenClosed(d time.Duration) {
 	c.mu.Lock()
 	if c.failErr != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.abortOnClose = true
-	c.abortTimer = time.AfterFunc(d, c.Abort)
-	c.mu.Unlock()
-	if err := c.Close(code, reason); err != nil && !errors.Is(err, ErrCloseSent) {
-		c.Abort() // a code or reason that may not be sent
+	// closeOut, not closeDone: the close frame's write may be in progress.
+	if d <= 0 || !c.closeSent.Load() || c.closeOut {
+		c.mu.Unlock()
+		c.Abort()
 		return
 	}
-	c.mu.Lock()
-	out := c.closeOut // not closeDone: its write may still be in progress
-	c.mu.Unlock()
-	if out {
-		c.Abort() // it went out before abortOnClose was set, or just now
+	// flushControl drops the socket after the close frame's write.
+	c.abortOnClose = true
+	if c.abortTimer == nil {
+		c.abortTimer = time.AfterFunc(d, c.Abort)
 	}
+	c.mu.Unlock()
 }
 
 // endErr is why the connection ended locally, nil when it has not.

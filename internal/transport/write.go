@@ -328,14 +328,14 @@ func (c *Conn) flushControl() {
 	}
 	putBuf(bp)
 	if kinds&pendingClose != 0 {
-		// Read after the write: CloseAndAbort may come while it is in
+		// Read after the write: AbortWhenClosed may come while it is in
 		// progress (it then sees closeOut false and leaves the drop here).
 		c.mu.Lock()
 		c.closeOut = true
 		abort := c.abortOnClose
 		c.mu.Unlock()
 		if abort {
-			c.Abort() // CloseAndAbort: the close frame is out
+			c.Abort() // AbortWhenClosed: the close frame is out
 		}
 	}
 }
