@@ -4,7 +4,6 @@ package wstest_test
 // AcceptKey.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -240,22 +239,9 @@ func TestRawEndlessAnswer(t *testing.T) {
 func TestRawCloseEndsAWriteToAClientThatDoesNotRead(t *testing.T) {
 	t.Parallel()
 	srv := wstest.Start(t, &wstest.Options{WaitTimeout: time.Minute})
-	returned := make(chan error, 1)
-	srv.Enqueue(wstest.Response{Raw: func(_ *http.Request, w io.Writer) {
-		chunk := make([]byte, 64<<10)
-		for {
-			if _, err := w.Write(chunk); err != nil {
-				returned <- err
-				return
-			}
-		}
-	}})
-	nc, err := net.Dial("tcp", srv.Addr())
-	must(t, err)
-	defer nc.Close()
-	bw := bufio.NewWriter(nc)
-	fmt.Fprintf(bw, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", srv.Addr())
-	must(t, bw.Flush())
+	returned := enqueueEndlessRaw(srv)
+	nc := dialTCP(t, srv)
+	sendUpgradeRequest(t, nc, srv)
 	must(t, srv.Wait(t.Context(), func(st wstest.Stats) bool { return st.Requests == 1 }))
 	closed := make(chan struct{})
 	go func() { srv.Close(); close(closed) }()
@@ -271,6 +257,19 @@ func TestRawWriteTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 200 * time.Millisecond
 	srv := wstest.Start(t, &wstest.Options{WaitTimeout: timeout})
+	returned := enqueueEndlessRaw(srv)
+	nc := dialTCP(t, srv)
+	sendUpgradeRequest(t, nc, srv)
+	err := receive(t, returned, "Raw's return")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("Raw's write failed with %v, want a timeout", err)
+	}
+}
+
+// enqueueEndlessRaw answers the next request with a Raw answer that writes
+// until a write fails, and gives that error.
+func enqueueEndlessRaw(srv *wstest.Server) <-chan error {
 	returned := make(chan error, 1)
 	srv.Enqueue(wstest.Response{Raw: func(_ *http.Request, w io.Writer) {
 		chunk := make([]byte, 64<<10)
@@ -281,13 +280,21 @@ func TestRawWriteTimeout(t *testing.T) {
 			}
 		}
 	}})
+	return returned
+}
+
+// dialTCP is a TCP connection to srv that the test closes at its end.
+func dialTCP(t *testing.T, srv *wstest.Server) net.Conn {
+	t.Helper()
 	nc, err := net.Dial("tcp", srv.Addr())
 	must(t, err)
-	defer nc.Close()
-	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", srv.Addr())
-	err = receive(t, returned, "Raw's return")
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("Raw's write failed with %v, want a timeout", err)
-	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// sendUpgradeRequest writes a valid upgrade request on nc, and then reads nothing.
+func sendUpgradeRequest(t *testing.T, nc net.Conn, srv *wstest.Server) {
+	t.Helper()
+	_, err := fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", srv.Addr())
+	must(t, err)
 }
