@@ -119,20 +119,6 @@ func newHSServer(t *testing.T, p connPath, faults int, answer wstest.Response) *
 	return srv
 }
 
-// hsNextData returns the next Text or Binary frame, skipping control frames.
-func hsNextData(t *testing.T, r *recorder) recEvent {
-	t.Helper()
-	for {
-		ev := r.next(t, "frame", "disconnect")
-		if ev.kind == "disconnect" {
-			t.Fatalf("disconnected while waiting for a frame: %v", ev.err)
-		}
-		if ev.frame.Type == Text || ev.frame.Type == Binary {
-			return ev
-		}
-	}
-}
-
 // hsRetryFaults are retried by the policy: three failures, then a valid server.
 var hsRetryFaults = []hsFault{
 	{
@@ -310,7 +296,7 @@ func TestHandshakeFaultsRetried(t *testing.T) {
 		require.Equal(t, "connect", ev.kind, "the attempt after the faults connects: %v", ev.err)
 		assert.Equal(t, uint64(faults+1), ev.gen)
 		conn := hsServeOK(t, srv)
-		assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
+		assert.Equal(t, "ok", string(rec.nextData(t).frame.Data))
 		require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
 		require.NoError(t, wait())
 		hsClosedNormally(t, conn)
@@ -422,7 +408,7 @@ func testHandshakeFaultClosedMidFrame(t *testing.T, p connPath) {
 		}
 	}
 	conn := hsServeOK(t, srv)
-	assert.Equal(t, "ok", string(hsNextData(t, rec).frame.Data))
+	assert.Equal(t, "ok", string(rec.nextData(t).frame.Data))
 	require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
 	require.NoError(t, wait())
 	hsClosedNormally(t, conn)

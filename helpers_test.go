@@ -425,6 +425,21 @@ func (c *tapConn) Close() error {
 	return c.Conn.Close()
 }
 
+// nextData returns the next data frame (Text or Binary) the handler got,
+// skipping pings and pongs; a disconnect first fails the test.
+func (r *recorder) nextData(t *testing.T) recEvent {
+	t.Helper()
+	for {
+		ev := r.next(t, "frame", "disconnect")
+		if ev.kind == "disconnect" {
+			t.Fatalf("disconnected while waiting for a frame: %v", ev.err)
+		}
+		if ev.frame.Type == Text || ev.frame.Type == Binary {
+			return ev
+		}
+	}
+}
+
 // caseSlots bounds how many table cases run at once across a test (see
 // eachConcurrently). Top-level tests run one after another, so one package
 // semaphore serves them all.
