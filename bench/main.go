@@ -31,11 +31,12 @@ var (
 	flagIdleBig    = flag.Int("idle-big", 0, "internal: an idle child's connections each receive one message of this size first")
 
 	flagRuns     = flag.Int("runs", 5, "runs per figure (the median is reported)")
-	flagTPRuns   = flag.Int("tp-runs", 15, "runs of the throughput section (its 64 B rates are bimodal on 2 cores: see BENCHMARKS.md)")
+	flagTPRuns   = flag.Int("tp-runs", 15, "runs of the 16 KiB throughput pair")
+	flagTP64Runs = flag.Int("tp64-runs", 100, "runs of the 64 B throughput pair (its rates swing 2x from run to run on 2 cores: see BENCHMARKS.md)")
 	flagLibs     = flag.String("libs", "wsclient,gorilla,coder,gws", "libraries (wsclient and gorilla are always included)")
 	flagOnly     = flag.String("only", "throughput,latency,allocs,idle,idle40k,fleet,storm,deadpeer", "sections to run")
-	flagN64      = flag.Int("n64", 100000, "messages per throughput run, 64 B")
-	flagN16k     = flag.Int("n16k", 10000, "messages per throughput run, 16 KiB")
+	flagN64      = flag.Int("n64", 100000, "messages per throughput run, 64 B (0: skip the 64 B pair)")
+	flagN16k     = flag.Int("n16k", 10000, "messages per throughput run, 16 KiB (0: skip the 16 KiB pair)")
 	flagRTT      = flag.Int("rtt", 5000, "round trips per latency run")
 	flagAllocN   = flag.Int("allocn", 20000, "messages per allocation run")
 	flagConns    = flag.Int("conns", 10000, "idle connections per idle run")
@@ -121,10 +122,11 @@ func run() error {
 	echoURL := srv.url(0, "/echo")
 	type test struct {
 		section string
+		runs    int // 0: -runs
 		run     func(l *lib) error
 	}
 	tests := []test{
-		{"throughput", func(l *lib) error {
+		{"throughput", *flagTP64Runs * min(*flagN64, 1), func(l *lib) error {
 			r, err := throughputRun(l, echoURL, *flagN64, 64)
 			if err != nil {
 				return fmt.Errorf("%s throughput 64 B: %w", l.name, err)
@@ -134,7 +136,7 @@ func run() error {
 			t.add("rd64", l, r.Reads)
 			return nil
 		}},
-		{"throughput", func(l *lib) error {
+		{"throughput", *flagTPRuns * min(*flagN16k, 1), func(l *lib) error {
 			r, err := throughputRun(l, echoURL, *flagN16k, 16<<10)
 			if err != nil {
 				return fmt.Errorf("%s throughput 16 KiB: %w", l.name, err)
@@ -144,7 +146,7 @@ func run() error {
 			t.add("rd16k", l, r.Reads)
 			return nil
 		}},
-		{"latency", func(l *lib) error {
+		{"latency", 0, func(l *lib) error {
 			rtts, err := latency(l, echoURL, *flagRTT)
 			if err != nil {
 				return fmt.Errorf("%s latency: %w", l.name, err)
@@ -153,7 +155,7 @@ func run() error {
 			t.add("p99", l, us(percentile(rtts, 0.99)))
 			return nil
 		}},
-		{"latency", func(l *lib) error {
+		{"latency", 0, func(l *lib) error {
 			rtts, err := latencyHop(l, echoURL, *flagRTT)
 			if err != nil {
 				return fmt.Errorf("%s latency with a hop: %w", l.name, err)
@@ -162,7 +164,7 @@ func run() error {
 			t.add("p99hop", l, us(percentile(rtts, 0.99)))
 			return nil
 		}},
-		{"allocs", func(l *lib) error {
+		{"allocs", 0, func(l *lib) error {
 			for _, size := range []int{64, 16 << 10} {
 				a, err := sendAllocs(l, srv, *flagAllocN, size)
 				if err != nil {
@@ -182,10 +184,20 @@ func run() error {
 	}
 	// Test-major within a run, libraries back to back: a paired comparison, so
 	// that load from elsewhere on the machine hits both sides alike.
-	runs := max(*flagRuns, *flagTPRuns)
+	for i := range tests {
+		if tests[i].runs == 0 && tests[i].section != "throughput" {
+			tests[i].runs = *flagRuns
+		}
+	}
+	runs := 0
+	for _, tc := range tests {
+		if section(tc.section) {
+			runs = max(runs, tc.runs)
+		}
+	}
 	for r := 0; r < runs; r++ {
 		for _, tc := range tests {
-			if !section(tc.section) || r >= t.runs(tc.section) {
+			if !section(tc.section) || r >= tc.runs {
 				continue
 			}
 			for _, l := range rotated(r) {

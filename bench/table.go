@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -105,12 +106,30 @@ func (t *table) perRunRatios(key, base string) []float64 {
 	return r
 }
 
-// runs is how many runs a section makes.
-func (t *table) runs(section string) int {
-	if section == "throughput" {
-		return *flagTPRuns
+// bootstrapMedian is a 90 % percentile-bootstrap interval for the median of
+// v (2 000 resamples, a fixed seed: the same figures give the same interval).
+func bootstrapMedian(v []float64) (lo, hi float64) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	meds := make([]float64, 2000)
+	s := make([]float64, len(v))
+	for i := range meds {
+		for j := range s {
+			s[j] = v[rng.IntN(len(v))]
+		}
+		meds[i] = median(s)
 	}
-	return *flagRuns
+	slices.Sort(meds)
+	return percentileF(meds, 0.05), percentileF(meds, 0.95)
+}
+
+// geomean is the geometric mean of positive values: for ratios, the ratio of
+// the two libraries' geometric-mean rates.
+func geomean(v []float64) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += math.Log(x)
+	}
+	return math.Exp(sum / float64(len(v)))
 }
 
 func (t *table) med(key, lib string) (float64, bool) {
@@ -121,8 +140,8 @@ func (t *table) med(key, lib string) (float64, bool) {
 func (t *table) render(storms []stormResult, dead []time.Duration, took time.Duration) string {
 	var b strings.Builder
 	others := t.libs[2:]
-	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (throughput: %d; idle: %d runs of %d connections, %d for coder and gws); took %v; load average %s at the start, %s at the end\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagTPRuns, *flagIdleRuns, *flagConns, *flagIdleOth, took.Round(time.Second), t.loadStart, t.loadEnd)
+	fmt.Fprintf(&b, "\n%s %s/%s, %d cores (GOMAXPROCS %d); medians of %d runs (throughput: %d at 64 B, %d at 16 KiB; idle: %d runs of %d connections, %d for coder and gws); took %v; load average %s at the start, %s at the end\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), *flagRuns, *flagTP64Runs, *flagTPRuns, *flagIdleRuns, *flagConns, *flagIdleOth, took.Round(time.Second), t.loadStart, t.loadEnd)
 	fmt.Fprintf(&b, "| figure | wsclient | gorilla | wsclient / gorilla | target | met |")
 	for _, l := range others {
 		fmt.Fprintf(&b, " %s |", l.name)
@@ -204,8 +223,9 @@ func (t *table) render(storms []stormResult, dead []time.Duration, took time.Dur
 	}
 	for _, k := range []struct{ key, label string }{{"tp64", "64 B"}, {"tp16k", "16 KiB"}} {
 		if r := t.perRunRatios(k.key, k.key); len(r) > 0 {
-			fmt.Fprintf(&b, "Throughput %s, per-run ratios wsclient / gorilla (%d runs): min %.2f, quartiles %.2f / %.2f / %.2f, max %.2f.\n",
-				k.label, len(r), r[0], percentileF(r, 0.25), percentileF(r, 0.5), percentileF(r, 0.75), r[len(r)-1])
+			lo, hi := bootstrapMedian(r)
+			fmt.Fprintf(&b, "Throughput %s, per-run ratios wsclient / gorilla (%d runs): min %.2f, quartiles %.2f / %.2f / %.2f, max %.2f; median's 90 %% bootstrap interval [%.2f, %.2f]; geometric mean %.2f.\n",
+				k.label, len(r), r[0], percentileF(r, 0.25), percentileF(r, 0.5), percentileF(r, 0.75), r[len(r)-1], lo, hi, geomean(r))
 		}
 	}
 	if _, ok := t.med("p50", "wsclient"); ok {
