@@ -200,6 +200,7 @@ func TestSecretsNeverReachLogsOrErrors(t *testing.T) {
 	}{
 		{"refused handshake", refusingURL + "/feed?token=QUERYSECRET&x=1", false},
 		{"dial error", "ws://" + deadAddr + "/feed?token=QUERYSECRET", false},
+		{"a query that is a bare token", "ws://" + deadAddr + "/feed?BARESECRET", false},
 		{"through a proxy that refuses", refusingURL + "/feed?token=QUERYSECRET", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -224,7 +225,7 @@ func TestSecretsNeverReachLogsOrErrors(t *testing.T) {
 			require.Error(t, runErr)
 			all := logs.String() + "\n" + strings.Join(errs, "\n") + "\n" + runErr.Error()
 			assert.Contains(t, logs.String(), "disconnected", "the disconnect was logged")
-			for _, secret := range []string{"QUERYSECRET", "HEADERSECRET", "PROXYSECRET", "proxyuser"} {
+			for _, secret := range []string{"QUERYSECRET", "BARESECRET", "HEADERSECRET", "PROXYSECRET", "proxyuser"} {
 				assert.NotContains(t, all, secret)
 			}
 		})

@@ -387,7 +387,7 @@ func TestDialRedaction(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		_, err := dialT(t, &Config{URL: u(silent.addr()), Header: hdr, HandshakeTimeout: 100 * time.Millisecond})
 		check(t, err)
-		assert.Contains(t, err.Error(), "ws://"+silent.addr()+"/feed?token=REDACTED&x timed out")
+		assert.Contains(t, err.Error(), "ws://"+silent.addr()+"/feed?token=REDACTED&REDACTED timed out")
 	})
 	t.Run("eof", func(t *testing.T) {
 		_, err := dialT(t, &Config{URL: u(eof.addr()), Header: hdr})

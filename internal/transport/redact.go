@@ -7,7 +7,8 @@ import (
 
 // Redact returns u for error messages and logs: scheme, host and path, with
 // the query's keys but none of its values (key=REDACTED), and neither the
-// userinfo nor the fragment. A relative URL (a Location header) keeps what it
+// userinfo nor the fragment. A query part without "=" (?TOKEN) is all value
+// as far as anyone can tell, so it is REDACTED whole. A relative URL (a Location header) keeps what it
 // has of these.
 func Redact(u *url.URL) string {
 	if u == nil {
@@ -35,9 +36,12 @@ func Redact(u *url.URL) string {
 				b.WriteString("&")
 			}
 			key, _, hasValue := strings.Cut(part, "=")
-			b.WriteString(key)
-			if hasValue {
+			switch {
+			case hasValue:
+				b.WriteString(key)
 				b.WriteString("=REDACTED")
+			case part != "":
+				b.WriteString("REDACTED")
 			}
 		}
 	}

@@ -13,7 +13,9 @@ func TestRedact(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"ws://example.com/feed", "ws://example.com/feed"},
 		{"wss://user:pass@example.com:8443/a/b?token=SECRET&x=1#frag", "wss://example.com:8443/a/b?token=REDACTED&x=REDACTED"},
-		{"ws://example.com/?flag&k=v", "ws://example.com/?flag&k=REDACTED"},
+		{"ws://example.com/?flag&k=v", "ws://example.com/?REDACTED&k=REDACTED"},
+		{"ws://example.com/feed?SECRETQ", "ws://example.com/feed?REDACTED"},
+		{"ws://example.com/?a=1&&b", "ws://example.com/?a=REDACTED&&REDACTED"},
 		{"ws://example.com/p%20q?", "ws://example.com/p%20q?"},
 		{"socks5://bob:pw@127.0.0.1:1080", "socks5://127.0.0.1:1080"},
 		{"/relative/path?sig=abc", "/relative/path?sig=REDACTED"},
