@@ -173,11 +173,24 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		return nil
 	case errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrCloseSent):
 		return errNotWritten
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return err
 	}
-	return fmt.Errorf("wsclient: write: %w", err)
+	if conn.ended() && conn.endErr != nil {
+		// The socket was dropped under the write (the keepalive, a read
+		// error, a callback's failure): say why, not only what the socket said.
+		return &writeEndedError{cause: conn.endErr, err: err}
+	}
+	return err // the transport's errors say "wsclient: write: ..." already
 }
+
+// writeEndedError is a write that failed because the connection ended while
+// it was in progress: errors.Is finds both the cause and the socket error.
+type writeEndedError struct{ cause, err error }
+
+func (e *writeEndedError) Error() string {
+	return "wsclient: write: the connection ended: " + strings.TrimPrefix(e.cause.Error(), "wsclient: ")
+}
+
+func (e *writeEndedError) Unwrap() []error { return []error{e.cause, e.err} }
 
 // startClose queues the close frame once and tells the owner goroutine.
 func (conn *Conn) startClose(code int, reason string) {

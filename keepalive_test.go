@@ -3,6 +3,7 @@ package wsclient
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -345,7 +346,9 @@ func TestKeepaliveFindsABlackholeWhileSending(t *testing.T) {
 	assert.ErrorIs(t, d.Err, ErrKeepaliveTimeout, "%v", d.Err)
 	select {
 	case err := <-sendErr:
-		assert.Error(t, err, "the blocked Send fails with the connection")
+		require.Error(t, err, "the blocked Send fails with the connection")
+		assert.Equal(t, 1, strings.Count(err.Error(), "wsclient: write:"), "one prefix: %v", err)
+		assert.ErrorIs(t, err, ErrKeepaliveTimeout, "the Send says why the connection ended")
 	case <-time.After(5 * time.Second):
 		t.Fatal("the blocked Send did not return")
 	}
