@@ -36,6 +36,12 @@ var (
 	// ErrCompression: the server's permessage-deflate answer is one this
 	// client cannot use (inside a *HandshakeError); the policy stops.
 	ErrCompression = transport.ErrCompression
+	// ErrCertDropped: the server asked for a client certificate and then
+	// closed the connection before any answer, without a TLS alert (inside
+	// a *TLSError with Remote set). Some servers refuse a certificate so, but
+	// a restart looks the same: the policy retries it, and stops when it
+	// comes three times in a row.
+	ErrCertDropped = transport.ErrCertDropped
 )
 
 // Close codes of RFC 6455 section 7.4.1 and the IANA registry.
@@ -74,8 +80,10 @@ type HandshakeError = transport.HandshakeError
 // server's certificate failed this client's verification (unknown authority,
 // wrong host name, expired, ...), or the server refused this client's
 // certificate (Remote): with a TLS alert, or by dropping the connection after
-// it asked for a certificate. The default policy does not retry it: a wrong,
-// expired or unknown certificate does not heal by retrying. An OnDisconnect
+// it asked for a certificate (ErrCertDropped). The default policy does not
+// retry it: a wrong, expired or unknown certificate does not heal by
+// retrying. ErrCertDropped is the exception, because a server's restart
+// looks the same: it is retried, and stops after three in a row. An OnDisconnect
 // that expects a rotation on disk (Options.TLSFiles) may return Reconnect.
 type TLSError = transport.TLSError
 

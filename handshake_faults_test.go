@@ -10,9 +10,9 @@ package wsclient
 //
 // The faults run on every path (connPaths in conformance_test.go: ws and wss,
 // direct and through an HTTP CONNECT or SOCKS5 proxy), as
-// <test>/<path>/<fault>. The paths run in parallel and each checks its faults
-// one after another (their 200 ms timeouts stay far from the machine's load);
-// the leak check covers the whole test.
+// <test>/<path>/<fault>. The paths run in parallel, and so do their faults,
+// up to caseSlots at a time (eachConcurrently); the timeouts leave room for
+// that load. The leak check covers the whole test.
 
 import (
 	"bytes"

@@ -72,10 +72,11 @@ type owner struct {
 	retryTimer timer
 	detached   *Conn
 
-	attempt int
-	uptime  time.Duration // of the last connection, for StateChange
-	bo      *backoffPolicy
-	result  error // what Run returns
+	attempt   int
+	certDrops int           // attempts in a row that ended in ErrCertDropped
+	uptime    time.Duration // of the last connection, for StateChange
+	bo        *backoffPolicy
+	result    error // what Run returns
 
 	// Sources that stay ready once they fired, waited on no more after that.
 	closeNoted, ctxSeen, abortSeen bool
@@ -372,7 +373,12 @@ func (o *owner) decide(d Disconnect) {
 		o.post(input{ev: evStop, err: d.Err})
 		return
 	}
-	d.Suggested = suggest(d.Err, o.bo, c.clk.Now())
+	if errors.Is(d.Err, ErrCertDropped) {
+		o.certDrops++
+	} else {
+		o.certDrops = 0
+	}
+	d.Suggested = suggest(d.Err, o.bo, c.clk.Now(), o.certDrops)
 	dec := o.onDisconnect(d)
 	if dec.act == actFollow {
 		dec = d.Suggested

@@ -2,18 +2,22 @@ package wsclient
 
 import (
 	"errors"
+
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
 // maxRetryAfter caps a server's Retry-After, so a bad header cannot park the client.
 const maxRetryAfter = time.Hour
 
 // suggest is the default retry policy (the table in the README): what to do after
-// cause, with the backoff's next delay, or a longer Retry-After.
-func suggest(cause error, bo *backoffPolicy, now time.Time) Decision {
+// cause, with the backoff's next delay, or a longer Retry-After. certDrops is
+// how many attempts in a row, this one included, ended in ErrCertDropped.
+func suggest(cause error, bo *backoffPolicy, now time.Time, certDrops int) Decision {
 	var (
 		ce  *CloseError
 		he  *HandshakeError
@@ -28,6 +32,9 @@ func suggest(cause error, bo *backoffPolicy, now time.Time) Decision {
 			return Stop()
 		}
 	case errors.As(cause, &tle):
+		if errors.Is(tle, ErrCertDropped) && certDrops < transport.CertDropsBeforeStop {
+			break // perhaps a restart: retried like a network error
+		}
 		return Stop()
 	case errors.As(cause, &he):
 		switch code := he.StatusCode; {

@@ -541,3 +541,53 @@ func TestInsecureSkipVerifyNeedsTheExplicitOption(t *testing.T) {
 	_, err = New("wss://h/", BaseHandler{}, &Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}, InsecureSkipVerifyTLS: true})
 	assert.NoError(t, err)
 }
+
+// TestTLSCertDropRetriedThenStops: a server that asked for a client
+// certificate and then hung up before answering may have refused the
+// certificate, or may be restarting. Such a drop is retried; the third in a
+// row stops, with an error that says what happened.
+func TestTLSCertDropRetriedThenStops(t *testing.T) {
+	hangUp := wstest.Response{Raw: func(*http.Request, io.Writer) {}} // no answer: close_notify, FIN
+	t.Run("drops that stop", func(t *testing.T) {
+		srv := wstest.Start(t, &wstest.Options{ClientCert: true, Check: func(*http.Request) *wstest.Response { return &hangUp }})
+		o := testOptions()
+		o.TLSConfig = srv.ClientTLSConfig()
+		rec := newRecorder()
+		c := mustNew(t, srv.URL(), rec, o)
+		err := c.Run(ctxTimeout(t, 5*time.Second))
+		require.ErrorIs(t, err, ErrCertDropped)
+		var te *TLSError
+		require.ErrorAs(t, err, &te)
+		assert.True(t, te.Remote)
+		assert.Contains(t, err.Error(), "the server asked for a client certificate and closed the connection without a TLS alert")
+		assert.Contains(t, err.Error(), "perhaps a refused client certificate")
+		for attempt := 1; attempt <= 3; attempt++ {
+			d := rec.next(t, "disconnect").disc
+			assert.Equal(t, attempt, d.Attempt)
+			assert.ErrorIs(t, d.Err, ErrCertDropped)
+			assert.Equal(t, attempt == 3, d.Suggested.IsStop(), "attempt %d", attempt)
+		}
+		assert.Equal(t, 3, srv.Stats().Requests, "each attempt sent its request")
+	})
+	t.Run("a drop between connections that open", func(t *testing.T) {
+		srv := wstest.Start(t, &wstest.Options{ClientCert: true})
+		srv.Enqueue(hangUp, hangUp, wstest.Response{}, hangUp, hangUp, wstest.Response{})
+		o := testOptions()
+		o.TLSConfig = srv.ClientTLSConfig()
+		rec := newRecorder()
+		c := mustNew(t, srv.URL(), rec, o)
+		startClient(t, c)
+		for round := range 2 {
+			for range 2 {
+				d := rec.next(t, "disconnect").disc
+				assert.ErrorIs(t, d.Err, ErrCertDropped)
+				assert.False(t, d.Suggested.IsStop(), "round %d: retried", round)
+			}
+			rec.next(t, "connect")
+			if round == 0 {
+				nextConn(t, srv).Drop() // the open connection is lost: reconnect
+				assert.NotErrorIs(t, rec.next(t, "disconnect").disc.Err, ErrCertDropped)
+			}
+		}
+	})
+}

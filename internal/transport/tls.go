@@ -19,6 +19,11 @@ import (
 // learns it only while reading the upgrade response).
 var ErrCertDropped = errors.New("the server asked for a client certificate and closed the connection without a TLS alert")
 
+// CertDropsBeforeStop is how many ErrCertDropped in a row the default policy
+// takes for a refused certificate: one alone may be a restart or a drop
+// that had nothing to do with the certificate.
+const CertDropsBeforeStop = 3
+
 // certAlerts are the TLS alerts by which a server refuses the client's certificate.
 var certAlerts = []tls.AlertError{
 	42,  // bad_certificate

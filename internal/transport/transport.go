@@ -147,13 +147,18 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // TLSError is a certificate that one side refused during the TLS handshake:
 // the server's certificate failed this client's verification, or the server
 // refused this client's certificate (Remote), by a TLS alert or, when it had
-// asked for a certificate, by dropping the connection.
+// asked for a certificate, perhaps by dropping the connection (ErrCertDropped).
 type TLSError struct {
 	Err    error
 	Remote bool
 }
 
 func (e *TLSError) Error() string {
+	if errors.Is(e.Err, ErrCertDropped) {
+		// Also what a restart or a load balancer's drop looks like.
+		return fmt.Sprintf("wsclient: TLS: %v (perhaps a refused client certificate; "+
+			"retried by default, and stopped after %d such drops in a row)", e.Err, CertDropsBeforeStop)
+	}
 	what := "TLS certificate verification failed"
 	if e.Remote {
 		what = "TLS: the server refused this client's certificate"
