@@ -11,7 +11,9 @@
 //	websocket_terminate(Reason, _ConnState, State) -> io:format("Websocket closed in state ~p wih reason ~p~n", [State, Reason]), ok.
 //
 // Against an echo server it prints "message 1", then "hello, this is message #2",
-// #3 and #4, and at state 5 closes with 1000 "done", which ends Run. A close from
+// #3 and #4, and at state 5 closes ({close, <<>>, "done"}: an empty close
+// payload, for which the nearest a client may send is code 1000 with no reason)
+// and its state becomes "done"; the close ends Run. A close from
 // the server reconnects, and the conversation starts again from "message 1" with
 // the state kept. Where the Erlang handler sleeps, this one starts a timer: a
 // callback never blocks the client.
@@ -69,6 +71,7 @@ type sample struct {
 	out    io.Writer
 
 	state     int         // the Erlang handler state; it survives reconnects
+	done      bool        // the state has become "done" (the close at state 5)
 	connected bool        // a connection has been open once ({once, _}: the first dial is not retried)
 	replies   []reply     // replies waiting for their pause, in the order of their frames
 	pause     *time.Timer // the pause before replies[0]; stopped by Terminate
@@ -116,7 +119,8 @@ func (h *sample) HandleFrame(c *wsclient.Conn, f wsclient.Frame) error {
 	}
 	fmt.Fprintf(h.out, "Received msg %q\n", f.Data)
 	if h.state == 5 {
-		return c.Close(wsclient.CloseNormal, "done")
+		h.done = true // the new state "done"
+		return c.Close(wsclient.CloseNormal, "")
 	}
 	h.replies = append(h.replies, reply{conn: c, frame: wsclient.TextFrame("hello, this is message #" + strconv.Itoa(h.state))})
 	h.state++
@@ -175,7 +179,15 @@ func (h *sample) Terminate(err error) {
 	if reason == nil {
 		reason = h.lastErr // Run ended on our close: say which one
 	}
-	fmt.Fprintf(h.out, "Websocket closed in state %d with reason %v\n", h.state, reason)
+	fmt.Fprintf(h.out, "Websocket closed in state %s with reason %v\n", h.stateString(), reason)
+}
+
+// stateString is the state as Erlang's ~p prints it: 5, or "done".
+func (h *sample) stateString() string {
+	if h.done {
+		return strconv.Quote("done")
+	}
+	return strconv.Itoa(h.state)
 }
 
 // String makes the messages readable in the "Not sent" line.

@@ -73,7 +73,7 @@ func TestSample(t *testing.T) {
 		`Received msg "hello, this is message #2"`,
 		`Received msg "hello, this is message #3"`,
 		`Received msg "hello, this is message #4"`,
-		`Websocket closed in state 5 with reason wsclient: client closed with 1000 "done"`,
+		`Websocket closed in state "done" with reason wsclient: client closed with 1000`,
 	}
 	got := append(lines(out.String(), "Received msg"), lines(out.String(), "Websocket closed")...)
 	if !slices.Equal(got, want) {
@@ -112,7 +112,7 @@ func TestSampleReconnectKeepsState(t *testing.T) {
 	if h.state != 5 {
 		t.Errorf("final state %d, want 5", h.state)
 	}
-	if got := lines(out.String(), "Websocket closed"); !slices.Equal(got, []string{`Websocket closed in state 5 with reason wsclient: client closed with 1000 "done"`}) {
+	if got := lines(out.String(), "Websocket closed"); !slices.Equal(got, []string{`Websocket closed in state "done" with reason wsclient: client closed with 1000`}) {
 		t.Errorf("terminate lines %q", got)
 	}
 }
