@@ -48,8 +48,9 @@ type Client struct {
 	closeWhy    string
 	abortOnce   sync.Once
 	abort       chan struct{} // closed when Close's ctx ran out: drop the socket now
-	running     atomic.Bool
-	runDone     chan struct{}
+	running     atomic.Bool   // Run was called; set under mu
+	runDone     chan struct{} // Done
+	doneEarly   bool          // Close came before Run and closed runDone; under mu
 
 	logBase atomic.Pointer[slog.Logger] // Options.Logger with the URL being dialed
 
@@ -120,7 +121,8 @@ func isNil(h Handler) bool {
 // State is the client's current state.
 func (c *Client) State() State { return c.m.current() }
 
-// Done is closed once Run has returned.
+// Done is closed once Run has returned, or by a Close before Run: the client
+// has ended (a Run after that returns at once).
 func (c *Client) Done() <-chan struct{} { return c.runDone }
 
 // WaitOpen waits until a connection is open and returns nil, or returns
@@ -312,6 +314,11 @@ func (c *Client) Close(ctx context.Context, code int, reason string) error {
 		c.stopped = true
 		c.live.Store(nil)
 		c.closeCode, c.closeWhy = code, reason
+		if !c.running.Load() {
+			// Before Run: the client ends here, and Run will not close Done.
+			c.doneEarly = true
+			close(c.runDone)
+		}
 		c.mu.Unlock()
 		c.closeCancel()
 	})
