@@ -283,3 +283,55 @@ func TestSupervisorKeepaliveOnTheClock(t *testing.T) {
 	assert.Equal(t, CloseInternalError, code)
 	assert.False(t, d.Suggested.IsStop(), "a dead peer is reconnected")
 }
+
+// TestSupervisorOutboxAcrossAReconnect: while the client waits out its
+// backoff, Sends wait in the outbox (one too many is refused, one whose ctx
+// ends gives up and is never written); the next connection writes OnConnect's
+// frames, then the outbox in order, then new Sends. Close fails what still waits.
+func TestSupervisorOutboxAcrossAReconnect(t *testing.T) {
+	rec := newRecorder()
+	rec.onConnect = func(c *Conn) error { return c.SendText("subscribe") }
+	o := fakeOpts()
+	o.OutboxSize = 3
+	c, n, clk := fakeClient(t, rec, o)
+	w1 := n.accept()
+	runFake(t, c)
+	rec.next(t, "connect")
+	w1.fail(&CloseError{Code: CloseServiceRestart})
+	rec.next(t, "disconnect")
+	clk.waitTimers(t, 1) // reconnecting: the backoff waits on the clock
+
+	queued := func() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.outbox) }
+	ctx := ctxTimeout(t, 5*time.Second)
+	results := make(chan error, 2)
+	for i := 1; i <= 2; i++ {
+		go func() { results <- c.Send(ctx, TextFrame("queued-"+strconv.Itoa(i))) }()
+		waitFor(t, "the Send in the outbox", func() bool { return queued() == i })
+	}
+	giveUp, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- c.Send(giveUp, TextFrame("given up")) }()
+	waitFor(t, "the third Send in the outbox", func() bool { return queued() == 3 })
+	assert.ErrorIs(t, c.Send(ctx, TextFrame("one too many")), ErrOutboxFull)
+	cancel()
+	assert.ErrorIs(t, <-gaveUp, context.Canceled)
+
+	w2 := n.accept()
+	clk.Advance(time.Second)
+	rec.next(t, "connect")
+	for range 2 {
+		require.NoError(t, <-results)
+	}
+	require.NoError(t, c.Send(ctx, TextFrame("direct")))
+	assert.Equal(t, []string{"subscribe", "queued-1", "queued-2", "direct"}, w2.texts())
+
+	// Lost again: a Send that waits when Close comes fails with ErrClosed.
+	w2.fail(&CloseError{Code: CloseServiceRestart})
+	rec.next(t, "disconnect")
+	clk.waitTimers(t, 1)
+	waiting := make(chan error, 1)
+	go func() { waiting <- c.Send(ctx, TextFrame("waits")) }()
+	waitFor(t, "the Send in the outbox", func() bool { return queued() == 1 })
+	require.NoError(t, c.Close(ctx, CloseNormal, ""))
+	assert.ErrorIs(t, <-waiting, ErrClosed)
+}
