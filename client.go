@@ -48,9 +48,8 @@ type Client struct {
 	closeWhy    string
 	abortOnce   sync.Once
 	abort       chan struct{} // closed when Close's ctx ran out: drop the socket now
-	running     atomic.Bool   // Run was called; set under mu
-	runDone     chan struct{} // Done
-	doneEarly   bool          // Close came before Run and closed runDone; under mu
+	running     atomic.Bool
+	runDone     chan struct{}
 
 	logBase atomic.Pointer[slog.Logger] // Options.Logger with the URL being dialed
 
@@ -121,8 +120,7 @@ func isNil(h Handler) bool {
 // State is the client's current state.
 func (c *Client) State() State { return c.m.current() }
 
-// Done is closed once Run has returned, or by a Close before Run: the client
-// has ended (a Run after that returns at once).
+// Done is closed once Run has returned.
 func (c *Client) Done() <-chan struct{} { return c.runDone }
 
 // WaitOpen waits until a connection is open and returns nil, or returns
@@ -314,11 +312,6 @@ func (c *Client) Close(ctx context.Context, code int, reason string) error {
 		c.stopped = true
 		c.live.Store(nil)
 		c.closeCode, c.closeWhy = code, reason
-		if !c.running.Load() {
-			// Before Run: the client ends here, and Run will not close Done.
-			c.doneEarly = true
-			close(c.runDone)
-		}
 		c.mu.Unlock()
 		c.closeCancel()
 	})

@@ -22,17 +22,10 @@ func (c *Client) Run(ctx context.Context) error {
 	if ctx == nil {
 		return errors.New("wsclient: Run with a nil context")
 	}
-	c.mu.Lock() // against a Close before Run, which closes Done itself
-	if c.running.Load() {
-		c.mu.Unlock()
+	if !c.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	c.running.Store(true)
-	doneEarly := c.doneEarly
-	c.mu.Unlock()
-	if !doneEarly {
-		defer close(c.runDone)
-	}
+	defer close(c.runDone)
 	c.ownerG.Store(goroutineID())
 	defer c.ownerG.Store(0)
 	o := &owner{c: c, ctx: ctx, url: c.url, header: c.opts.Header, bo: newBackoff(c.opts.Backoff)}
