@@ -120,7 +120,9 @@ func isNil(h Handler) bool {
 // State is the client's current state.
 func (c *Client) State() State { return c.m.current() }
 
-// Done is closed once Run has returned.
+// Done is closed once Run has returned: Terminate has run and no callback will
+// run again. It stays open while Run has not been called, also after a Close
+// (which makes a later Run return at once).
 func (c *Client) Done() <-chan struct{} { return c.runDone }
 
 // WaitOpen waits until a connection is open and returns nil, or returns

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -553,6 +554,33 @@ func TestRunEndsWithCtx(t *testing.T) {
 	assert.True(t, d.Final)
 	assert.ErrorIs(t, rec.next(t, "terminate").err, context.Canceled)
 }
+
+// TestCloseRacingRunStart: a Close that comes before the goroutine running
+// Run has started still lets Done mean "all callbacks are over": Terminate
+// has returned once Done is closed.
+func TestCloseRacingRunStart(t *testing.T) {
+	for range 20 {
+		var terminated atomic.Bool
+		h := &terminateHandler{onTerminate: func() { time.Sleep(5 * time.Millisecond); terminated.Store(true) }}
+		c := mustNew(t, "ws://127.0.0.1:1/", h, testOptions())
+		go c.Run(context.Background())
+		require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done not closed")
+		}
+		assert.True(t, terminated.Load(), "Terminate had not returned when Done closed")
+	}
+}
+
+// terminateHandler runs onTerminate in Terminate.
+type terminateHandler struct {
+	BaseHandler
+	onTerminate func()
+}
+
+func (h *terminateHandler) Terminate(error) { h.onTerminate() }
 
 func TestCloseBeforeRun(t *testing.T) {
 	rec := newRecorder()
