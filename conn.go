@@ -179,7 +179,7 @@ func (conn *Conn) write(ctx context.Context, f Frame) error {
 		// error, a callback's failure): say why, not only what the socket said.
 		return &writeEndedError{cause: conn.endErr, err: err}
 	}
-	return err // the transport's errors say "wsclient: write: ..." already
+	return err // the transport's errors carry their own "wsclient: " prefix
 }
 
 // writeEndedError is a write that failed because the connection ended while

@@ -105,11 +105,11 @@
 // error, either side's, reaches OnDisconnect as a *TLSError and stops the
 // client: it does not heal by retrying. A server that asked for a client
 // certificate and then hung up without a word (ErrCertDropped) may have
-// refused it or may be restarting: that is retried, and three in a row stop. Skipping verification takes
-// Options.InsecureSkipVerifyTLS and logs a warning at every connect. Proxies
-// (HTTP CONNECT, https, SOCKS5, with credentials) come from the environment by
-// default; TLS and every protocol rule run the same way through a proxy as
-// without one.
+// refused it or may be restarting: that is retried, and three in a row stop.
+// Skipping verification takes Options.InsecureSkipVerifyTLS and logs a warning
+// at every connect. Proxies (HTTP CONNECT, https, SOCKS5, with credentials)
+// come from the environment by default; TLS and every protocol rule run the
+// same way through a proxy as without one.
 //
 // # Protocol
 //

@@ -436,6 +436,7 @@ func (o *owner) apply(dec Decision) error {
 		}
 		o.url = u
 		o.c.setLogURL(u)
+		o.certDrops = 0 // another server: its drops are counted afresh
 	}
 	if dec.header != nil {
 		if err := checkHeader(dec.header); err != nil {

@@ -2,7 +2,6 @@ package wsclient
 
 import (
 	"errors"
-
 	"math/rand/v2"
 	"net/http"
 	"strconv"
