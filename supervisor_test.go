@@ -3,6 +3,8 @@ package wsclient
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -342,4 +344,37 @@ func TestSupervisorOutboxAcrossAReconnect(t *testing.T) {
 	waitFor(t, "the Send in the outbox", func() bool { return queued() == 1 })
 	require.NoError(t, c.Close(ctx, CloseNormal, ""))
 	assert.ErrorIs(t, <-waiting, ErrClosed)
+}
+
+// TestSupervisorCertDropsCountedPerServer: drops after a certificate request
+// stop the client at the third in a row, counted afresh when a decision moves
+// the client to another URL.
+func TestSupervisorCertDropsCountedPerServer(t *testing.T) {
+	rec := newRecorder()
+	rec.decide = func(d Disconnect) Decision {
+		if d.Attempt == 2 {
+			return Reconnect().WithURL("ws://other.test/feed")
+		}
+		return d.Suggested
+	}
+	c, n, clk := fakeClient(t, rec, fakeOpts())
+	dropped := &TLSError{Remote: true, Err: fmt.Errorf("%w: %w", ErrCertDropped, io.EOF)}
+	for range 5 {
+		n.fail(dropped)
+	}
+	res := runFake(t, c)
+	n.nextAttempt(t)
+	for attempt := 1; attempt <= 5; attempt++ {
+		d := rec.next(t, "disconnect").disc
+		require.Equal(t, attempt, d.Attempt)
+		require.ErrorIs(t, d.Err, ErrCertDropped)
+		assert.Equal(t, attempt == 5, d.Suggested.IsStop(), "attempt %d: the third drop from other.test stops", attempt)
+		if attempt < 5 {
+			clk.waitTimers(t, 1)
+			due, _ := clk.nextDue()
+			clk.Advance(due)
+			n.nextAttempt(t)
+		}
+	}
+	assert.ErrorIs(t, <-res, ErrCertDropped)
 }
