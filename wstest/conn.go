@@ -96,9 +96,9 @@ func (s *Server) run(c *Conn) {
 		return
 	}
 	s.conns = append(s.conns, c)
-	c.n = len(s.conns)
-	c.echo = s.opts.Echo
 	s.st.Upgraded++
+	c.n = s.st.Upgraded
+	c.echo = s.opts.Echo
 	s.st.Open++
 	s.bumpLocked()
 	s.mu.Unlock()
@@ -172,6 +172,9 @@ func (c *Conn) end(err error) {
 		c.ended, c.code, c.reason, c.endErr = true, code, reason, endErr
 		c.lingered = lingered
 		c.s.st.Open--
+		if c.s.opts.Forget {
+			c.s.forgetLocked(c)
+		}
 	})
 }
 
@@ -459,6 +462,10 @@ func (c *Conn) ReadMessage(ctx context.Context) (Message, error) {
 		if c.read < len(c.msgs) {
 			m = c.msgs[c.read]
 			c.read++
+			if c.s.opts.Forget { // nothing kept once read
+				c.msgs[0] = Message{}
+				c.msgs, c.read = c.msgs[1:], 0
+			}
 			return true
 		}
 		ended = c.ended
@@ -510,8 +517,9 @@ func (c *Conn) ReadJSON(ctx context.Context, v any) error {
 	return nil
 }
 
-// Received returns every message received so far, ReadMessage's or not.
-// Their Data must not be modified.
+// Received returns every message received so far, ReadMessage's or not
+// (with Options.Forget, those ReadMessage has not returned yet). Their Data
+// must not be modified.
 func (c *Conn) Received() []Message {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -534,7 +542,8 @@ func (c *Conn) Pings() (received, answered int) {
 // negotiated (RSV1 set). Frames the server refused are there too; a frame
 // the connection ended in the middle of its payload is there with the part
 // that came (one cut inside its header is not). What follows the close frame is not parsed: see
-// AfterClose. Their Payload must not be modified.
+// AfterClose. Their Payload must not be modified. With Options.Forget only
+// the last frame is kept.
 func (c *Conn) Frames() []Frame {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()

@@ -17,7 +17,8 @@
 // client sent as it was on the wire (Frames; Frame.String prints one), its
 // close code, whether the client then closed the TCP connection itself and
 // what it sent after its close frame (AwaitClientClose, AfterClose), and
-// counters to wait on (Wait, WaitOpen).
+// counters to wait on (Wait, WaitOpen). Options.Forget turns the records off
+// for a server that runs for days (the examples' echo server).
 //
 //	srv := wstest.Start(t, nil)
 //	// ... start the client on srv.URL() ...

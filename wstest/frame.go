@@ -360,5 +360,10 @@ func (t *tap) finish() {
 	f := t.cur
 	t.cur, t.nh, t.body = Frame{}, 0, false
 	t.closed = f.Op == OpClose
-	t.c.s.update(func() { t.c.frames = append(t.c.frames, f) })
+	t.c.s.update(func() {
+		if t.c.s.opts.Forget {
+			t.c.frames = t.c.frames[:0] // the last one only: end reads it
+		}
+		t.c.frames = append(t.c.frames, f)
+	})
 }

@@ -96,7 +96,9 @@ func (s *Server) serve(tcp net.Conn) {
 
 	var ans *Response
 	s.mu.Lock()
-	s.requests = append(s.requests, seen)
+	if !s.opts.Forget {
+		s.requests = append(s.requests, seen)
+	}
 	s.st.Requests++
 	if len(s.queue) > 0 {
 		ans = &s.queue[0]

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,13 @@ type Options struct {
 	// WaitTimeout bounds every wait (NextConn, ReadMessage, WaitOpen, ...)
 	// and every write, whatever the ctx says. Default DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// Forget makes a server that can run for days (an echo server for
+	// trying clients): it keeps no history. Requests and Frames record
+	// nothing (Frames holds at most the last frame), a message is kept only
+	// until ReadMessage returns it (Received lists the unread ones), and a
+	// connection leaves Conns once it has ended (NextConn never returns one
+	// that ended before it was taken). The Stats count as always.
+	Forget bool
 }
 
 // Response is a scripted answer to one handshake request (Enqueue,
@@ -232,18 +240,32 @@ func (s *Server) Enqueue(answers ...Response) {
 }
 
 // Requests returns every handshake request read so far, in order, rejected
-// ones too (URL, Header, RemoteAddr; no body).
+// ones too (URL, Header, RemoteAddr; no body); none with Options.Forget.
 func (s *Server) Requests() []*http.Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*http.Request(nil), s.requests...)
 }
 
-// Conns returns every connection upgraded so far, in order, ended ones too.
+// Conns returns every connection upgraded so far, in order, ended ones too
+// (with Options.Forget, the open ones).
 func (s *Server) Conns() []*Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Conn(nil), s.conns...)
+}
+
+// forgetLocked drops an ended connection from conns (Options.Forget).
+func (s *Server) forgetLocked(c *Conn) {
+	for i, x := range s.conns {
+		if x == c {
+			s.conns = slices.Delete(s.conns, i, i+1)
+			if i < s.taken {
+				s.taken--
+			}
+			return
+		}
+	}
 }
 
 // Stats returns the server's counters.

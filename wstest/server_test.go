@@ -3,6 +3,7 @@ package wstest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -462,4 +463,58 @@ func TestBadUse(t *testing.T) {
 		t.Errorf("NextConn after Close: %v", err)
 	}
 	srv.Close() // idempotent
+}
+
+// TestForgetKeepsNoHistory: with Options.Forget the server keeps nothing of
+// the past: read messages, requests, frames beyond the last and ended
+// connections are gone, while Stats still count, echo and ReadMessage work,
+// and the close code is still known.
+func TestForgetKeepsNoHistory(t *testing.T) {
+	t.Parallel()
+	srv := wstest.Start(t, &wstest.Options{Forget: true, Echo: true})
+	rec := newRecorder()
+	cl := run(t, srv.URL(), rec, fastOptions())
+	for round := range 3 {
+		opened(t, rec)
+		c, err := srv.NextConn(t.Context())
+		must(t, err)
+		for i := range 5 {
+			must(t, cl.Send(t.Context(), wsclient.TextFrame(fmt.Sprint("m", i))))
+			receive(t, rec.frames, "echo")
+		}
+		if got := len(c.Received()); got != 5 {
+			t.Errorf("round %d: %d unread messages, want 5", round, got)
+		}
+		for i := range 5 {
+			if s, err := c.ReadText(t.Context()); err != nil || s != fmt.Sprint("m", i) {
+				t.Fatalf("round %d: read %q, %v", round, s, err)
+			}
+		}
+		if got := len(c.Received()); got != 0 {
+			t.Errorf("round %d: %d messages kept after reading, want 0", round, got)
+		}
+		if got := len(c.Frames()); got > 1 {
+			t.Errorf("round %d: %d frames kept, want at most 1", round, got)
+		}
+		must(t, c.Close(wsclient.CloseServiceRestart, "again")) // the client reconnects
+		code, _, err := c.WaitClosed(t.Context())
+		must(t, err)
+		if code != wsclient.CloseServiceRestart {
+			t.Errorf("round %d: closed with %d", round, code)
+		}
+		must(t, srv.Wait(t.Context(), func(st wstest.Stats) bool { return st.Upgraded == round+2 }))
+		must(t, srv.WaitOpen(t.Context(), 1))
+		if got := len(srv.Conns()); got != 1 {
+			t.Errorf("round %d: %d conns kept, want the open one", round, got)
+		}
+	}
+	if got := len(srv.Requests()); got != 0 {
+		t.Errorf("%d requests kept", got)
+	}
+	if st := srv.Stats(); st.Requests != 4 || st.Upgraded != 4 || st.Open != 1 {
+		t.Errorf("stats %v", st)
+	}
+	if c, err := srv.NextConn(t.Context()); err != nil || c.String() != "wstest connection 4" {
+		t.Errorf("the fourth connection: %v, %v", c, err)
+	}
 }

@@ -5,8 +5,9 @@
 // at a known point of a conversation), Drop (a crash), and Listen on a
 // given address for a server that others dial.
 //
-// Like any wstest server it keeps what each connection received (for tests
-// to read): it is a server for trying the client, not a service.
+// It keeps no history (wstest's Options.Forget): what it echoed, the
+// handshake requests and the ended connections are not kept, so it can run
+// for days.
 package echo
 
 import (
@@ -45,7 +46,7 @@ type closeOn struct {
 // Start starts an echo server on 127.0.0.1, on a free port. The caller
 // must Close it.
 func Start() (*Server, error) {
-	ws, err := wstest.NewServer(&wstest.Options{Compression: true})
+	ws, err := wstest.NewServer(&wstest.Options{Compression: true, Forget: true})
 	if err != nil {
 		return nil, err
 	}
