@@ -115,15 +115,22 @@ func (s *Server) run(c *Conn) {
 		case transport.OpPing:
 			s.update(func() { c.pings++ })
 		case transport.OpText, transport.OpBinary:
+			msg := Message{Binary: m.Op == transport.OpBinary, Data: m.Data}
+			onMessage := s.opts.OnMessage
 			var echo bool
 			s.update(func() {
-				c.msgs = append(c.msgs, Message{Binary: m.Op == transport.OpBinary, Data: m.Data})
+				if onMessage == nil || !s.opts.Forget {
+					c.msgs = append(c.msgs, msg)
+				}
 				echo = c.echo
 			})
 			if echo {
 				c.sendMu.Lock()
 				_ = c.tc.WriteMessage(context.Background(), m.Op, m.Data)
 				c.sendMu.Unlock()
+			}
+			if onMessage != nil {
+				onMessage(c, msg)
 			}
 		}
 	}

@@ -39,6 +39,14 @@ type Options struct {
 	// Echo makes every connection send each message it receives back (see
 	// Conn.SetEcho). The messages are still recorded.
 	Echo bool
+	// OnMessage, when set, gets every data message on the connection's
+	// reader goroutine (after its echo, with Echo), before the next frame is
+	// read: a server loop that answers each message in order, so what it
+	// sends goes out before the client's close frame is read and answered.
+	// It may send, close or drop c; while it runs, nothing more is read
+	// from c. Its messages are recorded as usual, except with Forget: then
+	// they are not kept (ReadMessage does not see them).
+	OnMessage func(c *Conn, m Message)
 	// Check, when set, sees every handshake request that no Enqueue'd answer
 	// took; a non-nil Response is the answer (401 for a missing token, say),
 	// nil upgrades as usual. It runs on the connection's goroutine.

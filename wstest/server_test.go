@@ -518,3 +518,36 @@ func TestForgetKeepsNoHistory(t *testing.T) {
 		t.Errorf("the fourth connection: %v, %v", c, err)
 	}
 }
+
+// TestOnMessageAnswersInOrder: OnMessage runs on the reader, so its answers
+// to messages sent just before the client's close all reach the client;
+// with Forget the messages it got are not kept.
+func TestOnMessageAnswersInOrder(t *testing.T) {
+	t.Parallel()
+	for _, forget := range []bool{false, true} {
+		srv := wstest.Start(t, &wstest.Options{Forget: forget, OnMessage: func(c *wstest.Conn, m wstest.Message) {
+			_ = c.SendText("re: " + string(m.Data))
+		}})
+		rec := newRecorder()
+		cl := run(t, srv.URL(), rec, fastOptions())
+		opened(t, rec)
+		c, err := srv.NextConn(t.Context())
+		must(t, err)
+		for i := range 10 {
+			must(t, cl.Send(t.Context(), wsclient.TextFrame(fmt.Sprint("m", i))))
+		}
+		must(t, cl.Close(t.Context(), wsclient.CloseNormal, ""))
+		for i := range 10 {
+			if f := receive(t, rec.frames, "answer"); string(f.Data) != fmt.Sprint("re: m", i) {
+				t.Fatalf("forget %v: answer %d is %q", forget, i, f.Data)
+			}
+		}
+		want := 10
+		if forget {
+			want = 0
+		}
+		if got := len(c.Received()); got != want {
+			t.Errorf("forget %v: %d messages kept, want %d", forget, got, want)
+		}
+	}
+}

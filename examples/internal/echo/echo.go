@@ -12,7 +12,6 @@ package echo
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -23,12 +22,10 @@ import (
 // Server is an echo server on a loopback port. Its methods are safe for
 // concurrent use.
 type Server struct {
-	ws     *wstest.Server
-	relay  net.Listener // Listen's address, nil for the wstest server's own
-	url    string
-	ctx    context.Context // ends with Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the goroutines Close waits for
+	ws    *wstest.Server
+	relay net.Listener // Listen's address, nil for the wstest server's own
+	url   string
+	wg    sync.WaitGroup // the goroutines Close waits for
 
 	mu      sync.Mutex
 	closeOn *closeOn              // the message to answer with a close frame, nil for none
@@ -46,14 +43,15 @@ type closeOn struct {
 // Start starts an echo server on 127.0.0.1, on a free port. The caller
 // must Close it.
 func Start() (*Server, error) {
-	ws, err := wstest.NewServer(&wstest.Options{Compression: true, Forget: true})
+	s := &Server{relayed: map[net.Conn]struct{}{}}
+	// The answer is written on the connection's reader, before the next
+	// frame is read: every echo goes out before the client's close is
+	// answered, as in a server's read-then-write loop.
+	ws, err := wstest.NewServer(&wstest.Options{Compression: true, Forget: true, OnMessage: s.answer})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ws: ws, url: ws.URL(), relayed: map[net.Conn]struct{}{}}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
-	go s.accept()
+	s.ws, s.url = ws, ws.URL()
 	return s, nil
 }
 
@@ -84,45 +82,19 @@ func (s *Server) URL() string { return s.url }
 // Addr is the "host:port" of URL.
 func (s *Server) Addr() string { return s.url[len("ws://") : len(s.url)-1] }
 
-// accept starts the echo of every connection the server upgrades.
-func (s *Server) accept() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ws.NextConn(s.ctx)
-		switch {
-		case err == nil:
-			s.wg.Add(1)
-			go s.echo(c)
-		case errors.Is(err, wstest.ErrServerClosed) || s.ctx.Err() != nil:
-			return
-		}
-		// Otherwise Options.WaitTimeout passed without a new connection.
+// answer sends m back on c, or the close CloseOn arranged for it.
+func (s *Server) answer(c *wstest.Conn, m wstest.Message) {
+	if code, reason, ok := s.takeCloseOn(m); ok {
+		// A close started by the server: the client answers, and the
+		// connection ends.
+		_ = c.Close(code, reason)
+		return
 	}
-}
-
-// echo sends back every message c receives, until c ends.
-func (s *Server) echo(c *wstest.Conn) {
-	defer s.wg.Done()
-	for {
-		m, err := c.ReadMessage(s.ctx)
-		if err != nil {
-			if s.ctx.Err() != nil || errors.Is(err, wstest.ErrServerClosed) || ended(c) {
-				return
-			}
-			continue // Options.WaitTimeout passed on an idle connection
-		}
-		if code, reason, ok := s.takeCloseOn(m); ok {
-			// A close started by the server: the client answers, and the
-			// connection ends.
-			_ = c.Close(code, reason)
-			continue
-		}
-		// An error means that the connection has ended: the next read says so.
-		if m.Binary {
-			_ = c.SendBinary(m.Data)
-		} else {
-			_ = c.SendText(string(m.Data))
-		}
+	// An error means that the connection has ended: nothing to answer.
+	if m.Binary {
+		_ = c.SendBinary(m.Data)
+	} else {
+		_ = c.SendText(string(m.Data))
 	}
 }
 
@@ -189,7 +161,6 @@ func (s *Server) Close() {
 	if s.relay != nil {
 		s.relay.Close()
 	}
-	s.cancel()
 	s.ws.Close()
 	s.wg.Wait()
 }

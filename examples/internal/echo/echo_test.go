@@ -3,6 +3,7 @@ package echo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -143,4 +144,47 @@ func TestDownUp(t *testing.T) {
 	}
 	srv.Up()
 	roundTrip(t, dial(t, srv.URL(), false), transport.OpText, "after")
+}
+
+// TestEchoesGoOutBeforeTheCloseAnswer: a client that sends and closes at
+// once (wsc with its stdin at an end) gets every echo before the server's
+// answer to its close: the server answers each message before it reads the
+// next frame.
+func TestEchoesGoOutBeforeTheCloseAnswer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	srv, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for round := range 20 {
+		c := dial(t, srv.URL(), false)
+		const n = 30
+		for i := range n {
+			if err := c.WriteMessage(t.Context(), transport.OpText, []byte(fmt.Sprint("m", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Close(transport.CloseNormal, ""); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for {
+			m, err := c.ReadMessage()
+			if err != nil {
+				var ce *transport.CloseError
+				if !errors.As(err, &ce) || ce.Code != transport.CloseNormal {
+					t.Fatalf("round %d: ended with %v", round, err)
+				}
+				break
+			}
+			if string(m.Data) != fmt.Sprint("m", got) {
+				t.Fatalf("round %d: echo %d is %q", round, got, m.Data)
+			}
+			got++
+		}
+		if got != n {
+			t.Fatalf("round %d: %d echoes before the close, want %d", round, got, n)
+		}
+	}
 }
