@@ -99,6 +99,8 @@ type Disconnect struct {
 	Err error
 	// Attempt counts consecutive failures, this one included (1 for the first).
 	// It goes back to zero once a connection stays open for Options.StableAfter.
+	// A disconnect that is no failure (Client.Close, the end of Run's ctx, the
+	// handler's own Conn.Close) leaves it as it was: 0 when nothing failed.
 	Attempt int
 	// Uptime is how long the lost connection was open; zero for a failed attempt.
 	Uptime time.Duration

@@ -360,13 +360,23 @@ func (o *owner) lost(input) {
 	o.decide(d)
 }
 
+// deliberate reports whether err is a close this side chose (the handler's
+// Conn.Close), not a failure.
+func deliberate(err error) bool {
+	var ce *CloseError
+	return errors.As(err, &ce) && ce.Local && ce.Err == nil
+}
+
 // decide asks OnDisconnect and posts its decision (evReconnect or evStop).
 func (o *owner) decide(d Disconnect) {
 	c := o.c
-	o.attempt++
+	stop, result := o.finishing()
+	if !stop && !deliberate(d.Err) {
+		o.attempt++ // a failure; Client.Close, ctx's end and Conn.Close are none
+	}
 	d.Attempt = o.attempt
 	c.stats.disconnected(d)
-	if stop, result := o.finishing(); stop {
+	if stop {
 		d.Final, d.Suggested = true, Stop()
 		o.onDisconnect(d)
 		o.result = result

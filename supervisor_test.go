@@ -378,3 +378,40 @@ func TestSupervisorCertDropsCountedPerServer(t *testing.T) {
 	}
 	assert.ErrorIs(t, <-res, ErrCertDropped)
 }
+
+// TestSupervisorACloseIsNoFailure: Client.Close and the handler's Conn.Close
+// do not count as failures: Disconnect.Attempt and Stats.Failures stay as
+// they were (0 here), while a real failure before them still counts.
+func TestSupervisorACloseIsNoFailure(t *testing.T) {
+	t.Run("Client.Close", func(t *testing.T) {
+		rec := newRecorder()
+		c, n, _ := fakeClient(t, rec, fakeOpts())
+		n.accept()
+		res := runFake(t, c)
+		rec.next(t, "connect")
+		require.NoError(t, c.Close(ctxTimeout(t, 5*time.Second), CloseNormal, ""))
+		require.NoError(t, <-res)
+		d := rec.next(t, "disconnect").disc
+		assert.True(t, d.Final)
+		assert.Zero(t, d.Attempt)
+		assert.Zero(t, c.Stats().Failures)
+	})
+	t.Run("Conn.Close after a failure", func(t *testing.T) {
+		rec := newRecorder()
+		rec.onFrame = func(conn *Conn, f Frame) error { return conn.Close(CloseNormal, "done") }
+		c, n, clk := fakeClient(t, rec, fakeOpts())
+		n.fail(errFakeRefused)
+		res := runFake(t, c)
+		n.nextAttempt(t)
+		assert.Equal(t, 1, rec.next(t, "disconnect").disc.Attempt)
+		w := n.accept()
+		retryAfterClock(t, n, clk, time.Second)
+		rec.next(t, "connect")
+		w.send(transport.OpText, "bye")
+		d := rec.next(t, "disconnect").disc
+		assert.True(t, d.Suggested.IsStop())
+		assert.Equal(t, 1, d.Attempt, "the refused dial still counts; the close adds nothing")
+		require.NoError(t, <-res)
+		assert.Equal(t, 1, c.Stats().Failures)
+	})
+}
