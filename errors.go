@@ -67,6 +67,13 @@ const (
 // 1007, 1009, 1011). Err, when set, is what made the client fail the
 // connection. Code 1006 (CloseAbnormal, never sent on the wire) means the
 // connection ended without a close frame; Err then holds the network error.
+//
+//	type CloseError struct {
+//		Local  bool
+//		Code   int
+//		Reason string
+//		Err    error
+//	}
 type CloseError = transport.CloseError
 
 // HandshakeError is a handshake answered with something other than a valid 101.
@@ -74,6 +81,13 @@ type CloseError = transport.CloseError
 // holds up to 1 KiB of the response body, for diagnosis. StatusCode 101 with
 // Err set is a 101 that broke the rules (ErrBadSubprotocol, ErrBadExtension,
 // ErrCompression, a wrong Sec-WebSocket-Accept).
+//
+//	type HandshakeError struct {
+//		StatusCode int
+//		Header     http.Header
+//		Body       []byte
+//		Err        error
+//	}
 type HandshakeError = transport.HandshakeError
 
 // TLSError is a certificate that one side refused during the TLS handshake: the
@@ -85,10 +99,23 @@ type HandshakeError = transport.HandshakeError
 // retrying. ErrCertDropped is the exception, because a server's restart
 // looks the same: it is retried, and stops after three in a row. An OnDisconnect
 // that expects a rotation on disk (Options.TLSFiles) may return Reconnect.
+//
+//	type TLSError struct {
+//		Err    error
+//		Remote bool
+//	}
 type TLSError = transport.TLSError
 
 // ProxyError is a proxy that refused to open the tunnel (a CONNECT answered
-// with another status than 200, 407 for missing or wrong credentials).
+// with another status than 200, 407 for missing or wrong credentials, or a
+// SOCKS5 refusal).
+//
+//	type ProxyError struct {
+//		StatusCode int         // the CONNECT answer's status; 0 for SOCKS5
+//		Header     http.Header // the CONNECT answer's headers (Proxy-Authenticate); nil for SOCKS5
+//		SOCKSReply int         // the SOCKS5 reply code when the CONNECT was refused; 0 otherwise
+//		Auth       bool        // about credentials: HTTP 407, or SOCKS5 refusing them or needing a method not offered
+//	}
 type ProxyError = transport.ProxyError
 
 // CloseStatus returns the close code in err's chain, or -1 when there is none.
