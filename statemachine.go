@@ -198,7 +198,8 @@ func (m *machine) set(to State, in input, gen uint64, uptime time.Duration) {
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	if log := m.c.logBase.Load(); log.Enabled(context.Background(), slog.LevelDebug) {
-		attrs := []any{"from", from, "to", to, "event", ev, "generation", gen}
+		// state: the new one, as on every other line (c.logger's attribute).
+		attrs := []any{"generation", gen, "state", to, "from", from, "to", to, "event", ev}
 		if cause != nil {
 			attrs = append(attrs, "cause", cause)
 		}

@@ -17,12 +17,13 @@ type Stats struct {
 	// connections that ended.
 	Connects, Disconnects uint64
 	// Failures is the current count of consecutive failures (Disconnect.Attempt
-	// of the last disconnect; zero once a connection stayed open for
-	// Options.StableAfter).
+	// of the last disconnect; zero as soon as the open connection has been
+	// open for Options.StableAfter).
 	Failures int
 	// LastCause is the cause of the last disconnect or failed attempt (nil
 	// before the first), LastCloseCode the code of the last close frame sent
-	// or received (0 before the first).
+	// or received, or 1006 (CloseAbnormal) for a connection that ended
+	// without one (0 before the first).
 	LastCause     error
 	LastCloseCode int
 	// Data messages (Text, Binary) received (as delivered, after inflating)
@@ -86,6 +87,10 @@ func (c *Client) Stats() Stats {
 	c.mu.Unlock()
 	if cur != nil {
 		st.Uptime = c.clk.Now().Sub(cur.opened)
+		if st.Uptime >= c.opts.StableAfter {
+			// Stable now: the count starts afresh, also while it stays open.
+			st.Failures = 0
+		}
 	}
 	return st
 }

@@ -284,3 +284,31 @@ func TestStatsPingCountedBeforeItsPong(t *testing.T) {
 	}
 	assert.Equal(t, uint64(1), st.PingsSent, "Stats while the pong is handled: %+v", st)
 }
+
+// TestEveryLogLineCarriesStateAndGeneration: at Debug too, every line the
+// client writes (the state changes included) carries the user's
+// attributes, the redacted URL, the generation and the state.
+func TestEveryLogLineCarriesStateAndGeneration(t *testing.T) {
+	var logs syncBuffer
+	o := testOptions()
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("feed", "trades")
+	rec := newRecorder()
+	c, n, clk := fakeClient(t, rec, o)
+	w := n.accept()
+	n.accept()
+	runFake(t, c)
+	rec.next(t, "connect")
+	w.fail(&CloseError{Code: CloseServiceRestart})
+	rec.next(t, "disconnect")
+	clk.waitTimers(t, 1)
+	d, _ := clk.nextDue()
+	clk.Advance(d)
+	rec.next(t, "connect")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Greater(t, len(lines), 3, "%q", lines)
+	for _, line := range lines {
+		for _, want := range []string{"feed=trades", "url=ws://fake.test/feed", "generation=", "state="} {
+			assert.Contains(t, line, want)
+		}
+	}
+}

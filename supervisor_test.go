@@ -415,3 +415,26 @@ func TestSupervisorACloseIsNoFailure(t *testing.T) {
 		assert.Equal(t, 1, c.Stats().Failures)
 	})
 }
+
+// TestSupervisorFailuresZeroOnceStable: Stats.Failures shows the failures in
+// a row until the connection after them has been open for StableAfter, and
+// 0 from then on, while it is still open (a fleet's dashboard reads it).
+func TestSupervisorFailuresZeroOnceStable(t *testing.T) {
+	rec := newRecorder()
+	c, n, clk := fakeClient(t, rec, fakeOpts()) // StableAfter 10 s
+	n.fail(errFakeRefused)
+	n.fail(errFakeRefused)
+	runFake(t, c)
+	n.nextAttempt(t)
+	rec.next(t, "disconnect")
+	retryAfterClock(t, n, clk, time.Second)
+	rec.next(t, "disconnect")
+	n.accept()
+	retryAfterClock(t, n, clk, 2*time.Second)
+	rec.next(t, "connect")
+	assert.Equal(t, 2, c.Stats().Failures, "just opened")
+	clk.Advance(10*time.Second - time.Nanosecond)
+	assert.Equal(t, 2, c.Stats().Failures, "not stable yet")
+	clk.Advance(time.Nanosecond)
+	assert.Zero(t, c.Stats().Failures, "stable, and still open")
+}
