@@ -1,19 +1,17 @@
 package wsclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"reflect"
-	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/ff42ae21/wsclient/internal/goid"
 	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
@@ -355,20 +353,10 @@ func (c *Client) inCallback() bool {
 	return g == c.ownerG.Load() || g == c.readerG.Load()
 }
 
-// goroutineID is the runtime's id of the calling goroutine, read from the
-// first line of its stack trace ("goroutine 42 [running]:"). Go gives no other
-// way to tell "called from inside a callback" from "called from another
+// goroutineID is the calling goroutine's id (internal/goid): Go gives no
+// other way to tell "called from inside a callback" from "called from another
 // goroutine", and that difference decides whether a call may wait.
-func goroutineID() uint64 {
-	var buf [32]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
-}
+func goroutineID() uint64 { return goid.ID() }
 
 // takeInfos removes the queued messages and wakes Info callers waiting for room.
 func (c *Client) takeInfos() []any {

@@ -130,7 +130,7 @@ func (s *Server) run(c *Conn) {
 				c.sendMu.Unlock()
 			}
 			if onMessage != nil {
-				onMessage(c, msg)
+				s.user(func() { onMessage(c, msg) })
 			}
 		}
 	}
@@ -426,7 +426,9 @@ func (c *Conn) Close(code int, reason string) error {
 }
 
 // Drop closes the socket at once, with no close frame: the client reads the
-// end of the TCP stream (FIN). When it returns, the connection has ended.
+// end of the TCP stream (FIN). When it returns, the connection has ended;
+// called from inside OnMessage, Check or Raw it does not wait for that (the
+// connection ends once the callback returns).
 func (c *Conn) Drop() { c.drop(false) }
 
 // Reset closes the socket with a TCP reset (RST), like Drop otherwise.
@@ -441,7 +443,9 @@ func (c *Conn) drop(reset bool) {
 	}
 	c.tc.Abort()
 	_ = c.tcp.Close()
-	<-c.done // the reader returns once the socket is closed
+	if !c.s.fromUser() {
+		<-c.done // the reader returns once the socket is closed
+	}
 }
 
 // Silence makes the connection a half-open peer: from now on the server

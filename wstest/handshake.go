@@ -107,7 +107,7 @@ func (s *Server) serve(tcp net.Conn) {
 	s.bumpLocked()
 	s.mu.Unlock()
 	if ans == nil && s.opts.Check != nil {
-		ans = s.opts.Check(seen)
+		s.user(func() { ans = s.opts.Check(seen) })
 	}
 	if ans == nil {
 		ans = &Response{}
@@ -116,7 +116,7 @@ func (s *Server) serve(tcp net.Conn) {
 		return
 	}
 	if ans.Raw != nil {
-		ans.Raw(seen, &rawWriter{tcp: tcp, w: nc, timeout: s.timeout})
+		s.user(func() { ans.Raw(seen, &rawWriter{tcp: tcp, w: nc, timeout: s.timeout}) })
 	}
 	if ans.Stall {
 		_, _ = io.Copy(io.Discard, br) // until the client or Close ends it

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ff42ae21/wsclient/internal/faultproxy"
+	"github.com/ff42ae21/wsclient/internal/goid"
 )
 
 // DefaultWaitTimeout bounds every wait of a Server whose Options.WaitTimeout
@@ -151,6 +153,33 @@ type Server struct {
 	sockets  map[net.Conn]struct{} // accepted sockets not yet upgraded
 	down     bool
 	upTimer  *time.Timer
+	inUser   map[uint64]int // goroutines inside OnMessage, Check or Raw
+	tb       testing.TB     // Start's, to report a Close that cannot finish
+}
+
+// user runs fn, a call of the test's code (OnMessage, Check, Raw), marking
+// its goroutine: a Close or Drop from inside it must not wait for it.
+func (s *Server) user(fn func()) {
+	g := goid.ID()
+	s.mu.Lock()
+	s.inUser[g]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.inUser[g]--; s.inUser[g] == 0 {
+			delete(s.inUser, g)
+		}
+		s.mu.Unlock()
+	}()
+	fn()
+}
+
+// fromUser reports whether the caller is inside OnMessage, Check or Raw.
+func (s *Server) fromUser() bool {
+	g := goid.ID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inUser[g] > 0
 }
 
 // Start starts a Server (see NewServer) and closes it in t.Cleanup. It fails
@@ -161,6 +190,7 @@ func Start(t testing.TB, opts *Options) *Server {
 	if err != nil {
 		t.Fatalf("wstest: %v", err)
 	}
+	s.tb = t
 	t.Cleanup(s.Close)
 	return s
 }
@@ -169,7 +199,7 @@ func Start(t testing.TB, opts *Options) *Server {
 // testing.TB (examples, TestMain). The caller must Close it. opts is copied;
 // nil means defaults.
 func NewServer(opts *Options) (*Server, error) {
-	s := &Server{closing: make(chan struct{}), changed: make(chan struct{}), sockets: map[net.Conn]struct{}{}}
+	s := &Server{closing: make(chan struct{}), changed: make(chan struct{}), sockets: map[net.Conn]struct{}{}, inUser: map[uint64]int{}}
 	if opts != nil {
 		s.opts = *opts
 		s.opts.Subprotocols = append([]string(nil), opts.Subprotocols...)
@@ -224,7 +254,12 @@ func (s *Server) Addr() string { return s.px.Addr() }
 func (s *Server) Network() *Network { return s.net }
 
 // Close drops every connection (no close frame), stops the server and its
-// proxy and waits for every goroutine they started. It is idempotent.
+// proxy and waits for every goroutine they started. It may be called many
+// times; each call waits. Called from inside OnMessage, Check or Raw it does
+// not wait (the server's goroutines end once the callback returns). A
+// callback that does not return within Options.WaitTimeout (plus a second)
+// after Close is reported (a test error with Start, a line on stderr with
+// NewServer), and Close returns, leaving it running.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -237,8 +272,23 @@ func (s *Server) Close() {
 		s.dropAllLocked()
 		s.bumpLocked()
 		s.mu.Unlock()
-		s.wg.Wait()
 	})
+	if s.fromUser() {
+		return
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	limit := s.timeout + time.Second
+	select {
+	case <-done:
+	case <-time.After(limit):
+		msg := fmt.Sprintf("wstest: Close: a callback (OnMessage, Check or Response.Raw) has not returned %v after Close; its goroutine is left running", limit)
+		if s.tb != nil {
+			s.tb.Error(msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+	}
 }
 
 // Enqueue adds answers for the next handshake requests, one each, in order;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -549,5 +550,100 @@ func TestOnMessageAnswersInOrder(t *testing.T) {
 		if got := len(c.Received()); got != want {
 			t.Errorf("forget %v: %d messages kept, want %d", forget, got, want)
 		}
+	}
+}
+
+// TestCallbacksMayDropAndClose: Drop, Reset and Close called from inside
+// OnMessage or Check return (they do not wait for the goroutine they run on),
+// and what they started ends once the callback returns.
+func TestCallbacksMayDropAndClose(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts func(srv **wstest.Server) *wstest.Options
+	}{
+		{"Drop in OnMessage", func(**wstest.Server) *wstest.Options {
+			return &wstest.Options{OnMessage: func(c *wstest.Conn, _ wstest.Message) { c.Drop() }}
+		}},
+		{"Reset in OnMessage", func(**wstest.Server) *wstest.Options {
+			return &wstest.Options{OnMessage: func(c *wstest.Conn, _ wstest.Message) { c.Reset() }}
+		}},
+		{"Close in OnMessage", func(srv **wstest.Server) *wstest.Options {
+			return &wstest.Options{OnMessage: func(*wstest.Conn, wstest.Message) { (*srv).Close() }}
+		}},
+		{"Close in Check", func(srv **wstest.Server) *wstest.Options {
+			first := true
+			return &wstest.Options{Check: func(*http.Request) *wstest.Response {
+				if !first {
+					(*srv).Close()
+				}
+				first = false
+				return nil
+			}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *wstest.Server
+			srv = wstest.Start(t, tc.opts(&srv))
+			rec := newRecorder()
+			cl := run(t, srv.URL(), rec, fastOptions())
+			opened(t, rec)
+			must(t, cl.Send(t.Context(), wsclient.TextFrame("x")))
+			if tc.name == "Close in Check" {
+				srv.Network().ResetAll() // the next handshake runs Check, which closes the server
+			}
+			d := receive(t, rec.disconnects, "the connection's end")
+			if wsclient.CloseStatus(d.Err) != wsclient.CloseAbnormal {
+				t.Errorf("ended with %v", d.Err)
+			}
+			if tc.name == "Close in Check" {
+				// The attempt whose Check closed the server fails.
+				d := receive(t, rec.disconnects, "the attempt's failure")
+				if d.Connected || srv.Stats().Requests != 2 {
+					t.Errorf("second disconnect %+v, %v", d, srv.Stats())
+				}
+			}
+			srv.Close() // returns: nothing is left waiting on a callback
+		})
+	}
+}
+
+// errTB records the errors of a testing.TB.
+type errTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (e *errTB) Error(args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, fmt.Sprint(args...))
+}
+
+// TestCloseReportsABlockedCallback: a Check that never returns does not make
+// Close hang: Close reports it after WaitTimeout (plus a second) and returns.
+func TestCloseReportsABlockedCallback(t *testing.T) {
+	t.Parallel()
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	tb := &errTB{TB: t}
+	srv := wstest.Start(tb, &wstest.Options{WaitTimeout: 100 * time.Millisecond, Check: func(*http.Request) *wstest.Response {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}})
+	rec := newRecorder()
+	run(t, srv.URL(), rec, fastOptions())
+	<-entered
+	start := time.Now()
+	srv.Close()
+	close(release)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "has not returned") {
+		t.Errorf("errors %q", tb.errs)
 	}
 }
