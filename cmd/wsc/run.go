@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ff42ae21/wsclient"
 )
@@ -422,7 +423,8 @@ func (h *handler) HandleFrame(c *wsclient.Conn, f wsclient.Frame) error {
 	case wsclient.Ping:
 		if r.cfg.showPingPong {
 			if r.cfg.json {
-				r.p.event(pingEvent{Event: "ping", Time: now(), Data: string(f.Data)})
+				data, enc := controlPayload(f.Data)
+				r.p.event(pingEvent{Event: "ping", Time: now(), Data: data, Encoding: enc})
 			} else {
 				r.p.errorf("ping received (%d bytes)", len(f.Data))
 			}
@@ -442,7 +444,8 @@ func (h *handler) HandleFrame(c *wsclient.Conn, f wsclient.Frame) error {
 			return nil
 		}
 		if r.cfg.json {
-			r.p.event(pingEvent{Event: "pong", Time: now(), Data: string(f.Data), Keepalive: !mine, RTTms: ms(rtt)})
+			data, enc := controlPayload(f.Data)
+			r.p.event(pingEvent{Event: "pong", Time: now(), Data: data, Encoding: enc, Keepalive: !mine, RTTms: ms(rtt)})
 		} else if mine {
 			r.p.errorf("pong %q: rtt %s", f.Data, fmtRTT(rtt))
 		} else {
@@ -581,6 +584,7 @@ type pingEvent struct {
 	Event     string  `json:"event"`
 	Time      string  `json:"time"`
 	Data      string  `json:"data"`
+	Encoding  string  `json:"encoding,omitempty"` // "hex" when the payload is not UTF-8
 	Keepalive bool    `json:"keepalive,omitempty"`
 	RTTms     float64 `json:"rtt_ms,omitempty"`
 }
@@ -624,4 +628,14 @@ func statsEvent(st wsclient.Stats) statsJSON {
 		s.LastCause = describe(st.LastCause)
 	}
 	return s
+}
+
+// controlPayload is a ping's or pong's payload for JSON: as is when it is
+// UTF-8 (a /ping's text), else hex (the keepalive's 8-byte timestamps), so
+// that no byte is lost to U+FFFD.
+func controlPayload(b []byte) (data, encoding string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return hex.EncodeToString(b), "hex"
 }

@@ -544,6 +544,30 @@ func TestShowPingPong(t *testing.T) {
 	}
 }
 
+// -P --json: a ping's or pong's payload that is not UTF-8 (the keepalive's
+// timestamps) is given in hex, not mangled into U+FFFD.
+func TestJSONPingPayloads(t *testing.T) {
+	t.Parallel()
+	srv := wstest.Start(t, nil)
+	p := startWsc(t, "-P", "--json", "--ping-interval", "50ms", srv.URL())
+	c, err := srv.NextConn(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitStdout(`"event":"pong"`, 1)
+	c.Ping([]byte{0xff, 0x00, 0x01})
+	p.waitStdout(`"data":"ff0001","encoding":"hex"`, 1)
+	c.Ping([]byte("text"))
+	p.waitStdout(`"event":"ping","time":"[^"]+","data":"text"}`, 1)
+	p.stdin.Close()
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.Contains(p.stdout.String(), `\ufffd`) {
+		t.Errorf("a payload was mangled:\n%s", p.stdout.String())
+	}
+}
+
 // Lines typed while disconnected, without --outbox, are reported not sent.
 func TestNotSentWhileDisconnected(t *testing.T) {
 	t.Parallel()
