@@ -349,14 +349,9 @@ func (c *Client) callback(name string, fn func(Handler) error) (err error) {
 // user's functions, that is, whether it is inside one of them. It costs a
 // stack read, so only paths that would wait for those goroutines ask.
 func (c *Client) inCallback() bool {
-	g := goroutineID()
+	g := goid.ID() // the only way to tell a call from inside a callback
 	return g == c.ownerG.Load() || g == c.readerG.Load()
 }
-
-// goroutineID is the calling goroutine's id (internal/goid): Go gives no
-// other way to tell "called from inside a callback" from "called from another
-// goroutine", and that difference decides whether a call may wait.
-func goroutineID() uint64 { return goid.ID() }
 
 // takeInfos removes the queued messages and wakes Info callers waiting for room.
 func (c *Client) takeInfos() []any {

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ff42ae21/wsclient/internal/goid"
 	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
@@ -246,7 +247,7 @@ func (conn *Conn) fail(code int, reason string, err error) {
 func (conn *Conn) readLoop() {
 	defer close(conn.readerDone)
 	c := conn.client
-	c.readerG.Store(goroutineID())
+	c.readerG.Store(goid.ID())
 	defer c.readerG.Store(0)
 	for {
 		m, err := conn.w.ReadMessage()

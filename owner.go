@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ff42ae21/wsclient/internal/goid"
 	"github.com/ff42ae21/wsclient/internal/transport"
 )
 
@@ -26,7 +27,7 @@ func (c *Client) Run(ctx context.Context) error {
 		return ErrAlreadyRunning
 	}
 	defer close(c.runDone)
-	c.ownerG.Store(goroutineID())
+	c.ownerG.Store(goid.ID())
 	defer c.ownerG.Store(0)
 	o := &owner{c: c, ctx: ctx, url: c.url, header: c.opts.Header, bo: newBackoff(c.opts.Backoff)}
 	err := o.run()

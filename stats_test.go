@@ -141,10 +141,14 @@ func TestDialLimiterGatesEveryAttempt(t *testing.T) {
 // TestLogLinesCarryTheClientsAttributes: every line has the redacted URL, the
 // generation and the state, and keeps the user's own attributes; a routine
 // reconnect costs one Info line.
-func TestLogLinesCarryTheClientsAttributes(t *testing.T) {
+// reconnectLogged runs a client whose logger (at level, with a "feed"
+// attribute) sees one connection with a secret in its URL, a frame, a
+// 1012 from the server and the reconnect; it returns the log lines.
+func reconnectLogged(t *testing.T, level slog.Level) []string {
+	t.Helper()
 	var logs syncBuffer
 	o := testOptions()
-	o.Logger = slog.New(slog.NewTextHandler(&logs, nil)).With("feed", "trades")
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level})).With("feed", "trades")
 	rec := newRecorder()
 	c, n, clk := fakeClient(t, rec, o)
 	c.setLogURL(mustURL(t, "ws://fake.test/feed?token=SECRET"))
@@ -159,7 +163,11 @@ func TestLogLinesCarryTheClientsAttributes(t *testing.T) {
 	d, _ := clk.nextDue()
 	clk.Advance(d)
 	rec.next(t, "connect")
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	return strings.Split(strings.TrimSpace(logs.String()), "\n")
+}
+
+func TestLogLinesCarryTheClientsAttributes(t *testing.T) {
+	lines := reconnectLogged(t, slog.LevelInfo)
 	require.Len(t, lines, 1, "one Info line per routine reconnect: %q", lines)
 	for _, want := range []string{"feed=trades", "url=", "token=REDACTED", "generation=1", "state=", "disconnected"} {
 		assert.Contains(t, lines[0], want)
@@ -289,26 +297,12 @@ func TestStatsPingCountedBeforeItsPong(t *testing.T) {
 // client writes (the state changes included) carries the user's
 // attributes, the redacted URL, the generation and the state.
 func TestEveryLogLineCarriesStateAndGeneration(t *testing.T) {
-	var logs syncBuffer
-	o := testOptions()
-	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("feed", "trades")
-	rec := newRecorder()
-	c, n, clk := fakeClient(t, rec, o)
-	w := n.accept()
-	n.accept()
-	runFake(t, c)
-	rec.next(t, "connect")
-	w.fail(&CloseError{Code: CloseServiceRestart})
-	rec.next(t, "disconnect")
-	clk.waitTimers(t, 1)
-	d, _ := clk.nextDue()
-	clk.Advance(d)
-	rec.next(t, "connect")
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	lines := reconnectLogged(t, slog.LevelDebug)
 	require.Greater(t, len(lines), 3, "%q", lines)
 	for _, line := range lines {
-		for _, want := range []string{"feed=trades", "url=ws://fake.test/feed", "generation=", "state="} {
+		for _, want := range []string{"feed=trades", `url="ws://fake.test/feed?token=REDACTED"`, "generation=", "state="} {
 			assert.Contains(t, line, want)
 		}
+		assert.NotContains(t, line, "SECRET")
 	}
 }
